@@ -1,0 +1,1 @@
+"""The composition root: settings, the Chainlit app and the `kb` command line."""

@@ -1,0 +1,37 @@
+"""`kb`: the command line, one module per noun.
+
+Errors derived from `KbError` are printed as one line (what happened, what to do)
+with exit code 1; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from chat_app.cli import db_cmd, setup_cmd, users_cmd
+from chat_app.cli.output import fail
+
+app = typer.Typer(
+    name="kb",
+    help="Knowledge-base chat on one PostgreSQL: set up, ingest, ask, serve.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+setup_cmd.register(app)
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(users_cmd.app, name="users")
+
+
+def main() -> None:
+    from db.errors import KbError
+
+    try:
+        app()
+    except KbError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)

@@ -1,0 +1,53 @@
+"""`kb db url|shell|backup|restore`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from chat_app.cli.context import runtime
+from chat_app.cli.output import console
+from db import tools
+from db.engine import mask_url
+
+app = typer.Typer(help="The database: where it is, a SQL shell, backup and restore.", no_args_is_help=True)
+
+
+@app.command("url")
+def url(
+    show_password: bool = typer.Option(False, "--show-password", help="Print the password too."),
+) -> None:
+    """Print the active connection URL (password masked)."""
+    with runtime(require_schema=False) as rt:
+        print(rt.database_url if show_password else mask_url(rt.database_url))
+
+
+@app.command("shell")
+def shell() -> None:
+    """Open psql on the database (the embedded server ships psql)."""
+    with runtime(require_schema=False) as rt:
+        command, env = tools.client_command("psql", rt.database_url)
+    os.execvpe(command[0], command, env)
+
+
+@app.command("backup")
+def backup(file: Path = typer.Argument(..., help="Where to write the dump.")) -> None:
+    """Dump the whole database (users, chats, vectors, sync state) to FILE."""
+    with runtime(require_schema=False) as rt:
+        tools.backup(rt.database_url, file)
+    console.print(f"Backed up to {file} ({file.stat().st_size:,} bytes).")
+
+
+@app.command("restore")
+def restore(
+    file: Path = typer.Argument(..., help="A dump written by `kb db backup`."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Replace the database's contents with FILE."""
+    if not yes:
+        typer.confirm("This replaces every table in the database. Continue?", abort=True)
+    with runtime(require_schema=False) as rt:
+        tools.restore(rt.database_url, file)
+    console.print(f"Restored from {file}.")

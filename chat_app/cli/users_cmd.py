@@ -1,0 +1,82 @@
+"""`kb users add|list|disable|enable|set-password`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from chat_app.cli.context import runtime
+from chat_app.cli.output import console
+from db import users as repo
+
+app = typer.Typer(help="Manage the people who can log in.", no_args_is_help=True)
+
+
+def _password(value: str | None) -> str:
+    return value or typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@app.command("add")
+def add(
+    identifier: str = typer.Argument(..., help="Login: a user name or an email address."),
+    password: str | None = typer.Option(None, help="Prompted for when omitted."),
+    name: str | None = typer.Option(None, "--name", help="Display name."),
+    admin: bool = typer.Option(False, "--admin", help="Give administrator rights."),
+) -> None:
+    """Add a user (passwords are stored as argon2 hashes)."""
+    with runtime() as rt, Session(rt.engine) as session:
+        user = repo.add_user(
+            session=session,
+            identifier=identifier,
+            password=_password(password),
+            display_name=name,
+            is_admin=admin,
+        )
+        session.commit()
+        console.print(f"Added user [bold]{user.identifier}[/] ({user.id}).")
+
+
+@app.command("list")
+def list_() -> None:
+    """List users."""
+    with runtime() as rt, Session(rt.engine) as session:
+        table = Table("login", "name", "active", "admin", "created")
+        for u in repo.list_users(session=session):
+            table.add_row(
+                u.identifier,
+                u.display_name or "",
+                "yes" if u.is_active else "[red]no[/]",
+                "yes" if u.is_admin else "",
+                u.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        console.print(table)
+
+
+@app.command("disable")
+def disable(identifier: str) -> None:
+    """Refuse further logins for a user (data is kept)."""
+    with runtime() as rt, Session(rt.engine) as session:
+        repo.set_active(session=session, identifier=identifier, active=False)
+        session.commit()
+        console.print(f"Disabled {identifier}.")
+
+
+@app.command("enable")
+def enable(identifier: str) -> None:
+    """Allow a disabled user to log in again."""
+    with runtime() as rt, Session(rt.engine) as session:
+        repo.set_active(session=session, identifier=identifier, active=True)
+        session.commit()
+        console.print(f"Enabled {identifier}.")
+
+
+@app.command("set-password")
+def set_password(
+    identifier: str, password: str | None = typer.Option(None, help="Prompted for when omitted.")
+) -> None:
+    """Replace a user's password."""
+    with runtime() as rt, Session(rt.engine) as session:
+        repo.set_password(session=session, identifier=identifier, password=_password(password))
+        session.commit()
+        console.print(f"Password of {identifier} changed.")

@@ -1,0 +1,126 @@
+"""The one place that reads the environment (and `.env`).
+
+Everything below `chat_app` receives explicit values built from a `Settings`
+object; nothing else calls `os.environ`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+RetrievalMode = Literal["hybrid", "vector", "keyword"]
+
+
+class Settings(BaseSettings):
+    """Every setting of the application, with its environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KB_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # Database
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "KB_DATABASE_URL"),
+        description="External PostgreSQL URL; unset = embedded server in data_dir.",
+    )
+    data_dir: Path = Field(default=Path(".kb"), description="Embedded database, secrets, files.")
+    db_pool_size: int = 20
+    db_max_overflow: int = 30
+    db_pool_pre_ping: bool = True
+    db_pool_recycle: int = 300
+
+    # Embeddings
+    embedding_model: str | None = Field(
+        default=None,
+        description="sentence-transformers name or path; unset = bundled all-MiniLM-L6-v2.",
+    )
+    embedding_batch_size: int = 64
+
+    # Ingestion
+    chunk_size: int = 1000
+    chunk_overlap: int = 150
+    max_file_mb: float = 50.0
+    max_files_per_upload: int = 10
+
+    # Retrieval
+    retrieval_mode: RetrievalMode = "hybrid"
+    top_k: int = 5
+    score_threshold: float = Field(
+        default=0.25,
+        description="Minimum cosine similarity of the best passage; below it: 'I don't know'.",
+    )
+
+    # Language model
+    llm: str | None = Field(
+        default=None,
+        description='"provider:model", e.g. "openai:gpt-4o-mini", "ollama:llama3.1"; unset = extractive answers.',
+    )
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_temperature: float = 0.1
+
+    # Notion
+    notion_base_url: str | None = Field(default=None, description="Override (tests, proxies).")
+    notion_token: SecretStr | None = Field(
+        default=None, description="Optional server-wide integration token."
+    )
+    notion_requests_per_second: float = 3.0
+    notion_max_retries: int = 5
+
+    # Secrets
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for encrypting Notion tokens at rest; unset = generated in data_dir.",
+    )
+    chainlit_auth_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHAINLIT_AUTH_SECRET", "KB_CHAINLIT_AUTH_SECRET"),
+    )
+    admin_password: SecretStr | None = None
+    admin_user: str = "admin"
+
+    # Web server
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        path = self.data_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.resolved_data_dir / "pgdata"
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
+
+    def persistent_secret(self, name: str, configured: SecretStr | None) -> str:
+        """A configured secret, or one generated once and kept in data_dir (mode 0600)."""
+        if configured is not None:
+            return configured.get_secret_value()
+        path = self.resolved_data_dir / f"{name}.secret"
+        if path.exists():
+            return path.read_text().strip()
+        value = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(value)
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env`, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,292 @@
+"""Typed ORM models of every table. Alembic migrations own the schema; these mirror it.
+
+`users`, `threads`, `steps`, `elements` and `feedbacks` are the tables Chainlit's
+SQLAlchemy data layer reads and writes with quoted camelCase columns; `users` also
+carries our login fields, so a person has exactly one row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "DocumentChunk",
+    "Element",
+    "Feedback",
+    "IndexRecord",
+    "NotionConnection",
+    "NotionPage",
+    "NotionSync",
+    "Step",
+    "StoredFile",
+    "Thread",
+    "UsageLog",
+    "User",
+]
+
+#: Tables whose rows belong to one user and are protected by row-level security.
+USER_OWNED_TABLES: tuple[str, ...] = (
+    "document_chunks",
+    "index_records",
+    "notion_connections",
+    "notion_pages",
+    "notion_syncs",
+    "usage_logs",
+)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def _now() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class User(Base):
+    """A person who logs in. `identifier` is the login (email or user name), lower-case."""
+
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    identifier: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)
+    createdAt: Mapped[str | None] = mapped_column(Text)  # noqa: N815 (Chainlit's column)
+    email: Mapped[str | None] = mapped_column(Text)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="true")
+    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class Thread(Base):
+    __tablename__ = "threads"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    createdAt: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    name: Mapped[str | None] = mapped_column(Text)
+    userId: Mapped[uuid.UUID | None] = mapped_column(  # noqa: N815
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    userIdentifier: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+
+
+class Step(Base):
+    __tablename__ = "steps"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    type: Mapped[str] = mapped_column(Text, nullable=False)
+    threadId: Mapped[uuid.UUID] = mapped_column(  # noqa: N815
+        UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
+    )
+    parentId: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # noqa: N815
+    streaming: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    waitForAnswer: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
+    isError: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
+    input: Mapped[str | None] = mapped_column(Text)
+    output: Mapped[str | None] = mapped_column(Text)
+    createdAt: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    command: Mapped[str | None] = mapped_column(Text)
+    start: Mapped[str | None] = mapped_column(Text)
+    end: Mapped[str | None] = mapped_column(Text)
+    generation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    showInput: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    language: Mapped[str | None] = mapped_column(Text)
+    indent: Mapped[int | None] = mapped_column(Integer)
+    defaultOpen: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
+    autoCollapse: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
+    modes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    icon: Mapped[str | None] = mapped_column(Text)
+
+
+class Element(Base):
+    __tablename__ = "elements"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    threadId: Mapped[uuid.UUID | None] = mapped_column(  # noqa: N815
+        UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE")
+    )
+    type: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    chainlitKey: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    display: Mapped[str | None] = mapped_column(Text)
+    objectKey: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    size: Mapped[str | None] = mapped_column(Text)
+    page: Mapped[int | None] = mapped_column(Integer)
+    language: Mapped[str | None] = mapped_column(Text)
+    forId: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # noqa: N815
+    mime: Mapped[str | None] = mapped_column(Text)
+    props: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    autoPlay: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
+    playerConfig: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # noqa: N815
+
+
+class Feedback(Base):
+    __tablename__ = "feedbacks"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    forId: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)  # noqa: N815
+    threadId: Mapped[uuid.UUID] = mapped_column(  # noqa: N815
+        UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
+    )
+    value: Mapped[int] = mapped_column(Integer, nullable=False)
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class DocumentChunk(Base):
+    """One indexed passage with its vector. `text_tsv` is generated by PostgreSQL."""
+
+    __tablename__ = "document_chunks"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    chunk_id: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)
+    source_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    source_id: Mapped[str] = mapped_column(Text, nullable=False)
+    source_url: Mapped[str | None] = mapped_column(Text)
+    chunk_index: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # The dimension is fixed by the migration from the embedding model; 384 is the default.
+    embedding: Mapped[list[float]] = mapped_column(Vector(), nullable=False)
+    text_tsv: Mapped[Any] = mapped_column(TSVECTOR, server_default=None, nullable=True)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+    __mapper_args__ = {"eager_defaults": False}
+
+
+class IndexRecord(Base):
+    """LangChain indexing-API records: which chunk key belongs to which source, and when."""
+
+    __tablename__ = "index_records"
+
+    namespace: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    group_id: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class NotionConnection(Base):
+    """A user's Notion integration; the token is Fernet-encrypted."""
+
+    __tablename__ = "notion_connections"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False
+    )
+    token_encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    workspace_name: Mapped[str | None] = mapped_column(Text)
+    bot_id: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class NotionPage(Base):
+    """Sync state of one Notion page for one user."""
+
+    __tablename__ = "notion_pages"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    page_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    title: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(Text)
+    parent_id: Mapped[str | None] = mapped_column(Text)
+    last_edited_time: Mapped[str | None] = mapped_column(Text)
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="indexed")
+    error: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[datetime] = _now()
+
+
+class NotionSync(Base):
+    """One sync run."""
+
+    __tablename__ = "notion_syncs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    status: Mapped[str] = mapped_column(Text, nullable=False)  # running|success|partial|failed
+    started_at: Mapped[datetime] = _now()
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pages_seen: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    pages_new: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    pages_updated: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    pages_unchanged: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    pages_removed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    pages_failed: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    chunks_written: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+
+
+class UsageLog(Base):
+    __tablename__ = "usage_logs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    action: Mapped[str] = mapped_column(Text, nullable=False)
+    mode: Mapped[str | None] = mapped_column(Text)
+    k: Mapped[int | None] = mapped_column(Integer)
+    retrieval_ms: Mapped[float | None] = mapped_column(Float)
+    generation_ms: Mapped[float | None] = mapped_column(Float)
+    sources_count: Mapped[int | None] = mapped_column(Integer)
+    model: Mapped[str | None] = mapped_column(Text)
+    tokens_used: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    created_at: Mapped[datetime] = _now()
+
+
+class StoredFile(Base):
+    """Bytes of chat attachments (Chainlit elements), served by an authenticated route."""
+
+    __tablename__ = "stored_files"
+
+    object_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    # Taken from Chainlit's key; ownership is checked through elements -> threads.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
+    )
+    mime: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = _now()

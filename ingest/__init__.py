@@ -1,0 +1,1 @@
+"""Loaders (files, Notion), splitting, incremental indexing and sync services."""

@@ -1,0 +1,1 @@
+"""Embeddings, the chunk store, the per-user retriever, the answer chain, the LLM factory."""
