@@ -1,0 +1,1 @@
+"""Notion: connect an integration, walk what it can see, index it incrementally."""
