@@ -70,7 +70,7 @@ class User(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     identifier: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)
-    createdAt: Mapped[str | None] = mapped_column(Text)  # noqa: N815 (Chainlit's column)
+    createdAt: Mapped[str | None] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(Text)
     password_hash: Mapped[str | None] = mapped_column(Text)
     display_name: Mapped[str | None] = mapped_column(Text)
@@ -84,12 +84,12 @@ class Thread(Base):
     __tablename__ = "threads"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    createdAt: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    createdAt: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str | None] = mapped_column(Text)
-    userId: Mapped[uuid.UUID | None] = mapped_column(  # noqa: N815
+    userId: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE")
     )
-    userIdentifier: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    userIdentifier: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
 
@@ -100,27 +100,27 @@ class Step(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     name: Mapped[str] = mapped_column(Text, nullable=False)
     type: Mapped[str] = mapped_column(Text, nullable=False)
-    threadId: Mapped[uuid.UUID] = mapped_column(  # noqa: N815
+    threadId: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
     )
-    parentId: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # noqa: N815
+    parentId: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     streaming: Mapped[bool] = mapped_column(Boolean, nullable=False)
-    waitForAnswer: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
-    isError: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
+    waitForAnswer: Mapped[bool | None] = mapped_column(Boolean)
+    isError: Mapped[bool | None] = mapped_column(Boolean)
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
     tags: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     input: Mapped[str | None] = mapped_column(Text)
     output: Mapped[str | None] = mapped_column(Text)
-    createdAt: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    createdAt: Mapped[str | None] = mapped_column(Text)
     command: Mapped[str | None] = mapped_column(Text)
     start: Mapped[str | None] = mapped_column(Text)
     end: Mapped[str | None] = mapped_column(Text)
     generation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    showInput: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    showInput: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str | None] = mapped_column(Text)
     indent: Mapped[int | None] = mapped_column(Integer)
-    defaultOpen: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
-    autoCollapse: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
+    defaultOpen: Mapped[bool | None] = mapped_column(Boolean)
+    autoCollapse: Mapped[bool | None] = mapped_column(Boolean)
     modes: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     icon: Mapped[str | None] = mapped_column(Text)
 
@@ -129,31 +129,31 @@ class Element(Base):
     __tablename__ = "elements"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    threadId: Mapped[uuid.UUID | None] = mapped_column(  # noqa: N815
+    threadId: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE")
     )
     type: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(Text)
-    chainlitKey: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    chainlitKey: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text, nullable=False)
     display: Mapped[str | None] = mapped_column(Text)
-    objectKey: Mapped[str | None] = mapped_column(Text)  # noqa: N815
+    objectKey: Mapped[str | None] = mapped_column(Text)
     size: Mapped[str | None] = mapped_column(Text)
     page: Mapped[int | None] = mapped_column(Integer)
     language: Mapped[str | None] = mapped_column(Text)
-    forId: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # noqa: N815
+    forId: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     mime: Mapped[str | None] = mapped_column(Text)
     props: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    autoPlay: Mapped[bool | None] = mapped_column(Boolean)  # noqa: N815
-    playerConfig: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # noqa: N815
+    autoPlay: Mapped[bool | None] = mapped_column(Boolean)
+    playerConfig: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Feedback(Base):
     __tablename__ = "feedbacks"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    forId: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)  # noqa: N815
-    threadId: Mapped[uuid.UUID] = mapped_column(  # noqa: N815
+    forId: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    threadId: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("threads.id", ondelete="CASCADE"), nullable=False
     )
     value: Mapped[int] = mapped_column(Integer, nullable=False)
@@ -224,6 +224,7 @@ class NotionPage(Base):
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     )
     page_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="page")  # or database
     title: Mapped[str | None] = mapped_column(Text)
     url: Mapped[str | None] = mapped_column(Text)
     parent_id: Mapped[str | None] = mapped_column(Text)

@@ -73,9 +73,7 @@ def upgrade() -> None:
         _updated(),
         sa.CheckConstraint("identifier = lower(identifier)", name="users_identifier_lowercase"),
     )
-    op.create_index(
-        "users_email_lower_key", "users", [sa.text("lower(email)")], unique=True
-    )
+    op.create_index("users_email_lower_key", "users", [sa.text("lower(email)")], unique=True)
 
     # --- Chainlit data layer ---------------------------------------------------------
     op.create_table(
@@ -235,6 +233,8 @@ def upgrade() -> None:
         "notion_pages",
         _user_fk(primary_key=True),
         sa.Column("page_id", sa.Text, primary_key=True),
+        # 'page' (indexed content) or 'database' (a container whose rows are pages)
+        sa.Column("kind", sa.Text, nullable=False, server_default="page"),
         sa.Column("title", sa.Text),
         sa.Column("url", sa.Text),
         sa.Column("parent_id", sa.Text),
