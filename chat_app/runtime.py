@@ -49,7 +49,9 @@ class Runtime:
     def embeddings(self) -> Embeddings:
         from retrieval.embeddings import check_dimension, load_embeddings, model_dimension
 
-        check_dimension(model_dimension(self.settings.embedding_model), vector_dimension(self.engine))
+        check_dimension(
+            model_dimension(self.settings.embedding_model), vector_dimension(self.engine)
+        )
         return load_embeddings(
             self.settings.embedding_model, batch_size=self.settings.embedding_batch_size
         )

@@ -64,7 +64,8 @@ class Settings(BaseSettings):
     # Language model
     llm: str | None = Field(
         default=None,
-        description='"provider:model", e.g. "openai:gpt-4o-mini", "ollama:llama3.1"; unset = extractive answers.',
+        description='"provider:model", e.g. "openai:gpt-4o-mini", "ollama:llama3.1"; '
+        "unset = extractive answers.",
     )
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None

@@ -20,9 +20,16 @@ from sqlalchemy.engine import Connection
 
 from db.models import DocumentChunk
 
-__all__ = ["ChunkRow", "SourceSummary", "delete_chunks", "delete_source", "insert_chunks", "list_sources"]
+__all__ = [
+    "ChunkRow",
+    "SourceSummary",
+    "delete_chunks",
+    "delete_source",
+    "insert_chunks",
+    "list_sources",
+]
 
-_table = DocumentChunk.__table__
+_table: sa.Table = DocumentChunk.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,9 @@ class SourceSummary:
     updated_at: datetime
 
 
-def insert_chunks(connection: Connection, rows: Sequence[ChunkRow], *, batch_size: int = 500) -> int:
+def insert_chunks(
+    connection: Connection, rows: Sequence[ChunkRow], *, batch_size: int = 500
+) -> int:
     """Insert (or replace, by chunk_id) rows; returns how many were written."""
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
@@ -76,8 +85,15 @@ def insert_chunks(connection: Connection, rows: Sequence[ChunkRow], *, batch_siz
             index_elements=["chunk_id"],
             set_={
                 c: stmt.excluded[c]
-                for c in ("text", "metadata", "source_type", "source_id", "source_url",
-                          "chunk_index", "embedding")
+                for c in (
+                    "text",
+                    "metadata",
+                    "source_type",
+                    "source_id",
+                    "source_url",
+                    "chunk_index",
+                    "embedding",
+                )
             }
             | {"updated_at": sa.func.now()},
             where=_table.c.user_id == stmt.excluded.user_id,

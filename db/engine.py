@@ -58,7 +58,7 @@ def make_engine(url: str, pool: PoolConfig | None = None, **kwargs: object) -> E
         max_overflow=pool.max_overflow,
         pool_pre_ping=pool.pool_pre_ping,
         pool_recycle=pool.pool_recycle,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

@@ -182,7 +182,6 @@ class DocumentChunk(Base):
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
 
-    __mapper_args__ = {"eager_defaults": False}
 
 
 class IndexRecord(Base):

@@ -62,9 +62,10 @@ def user_scope(engine: Engine, user_id: uuid.UUID | str) -> Iterator[Connection]
 @contextmanager
 def user_session(engine: Engine, user_id: uuid.UUID | str) -> Iterator[Session]:
     """An ORM session on a user-scoped transaction; commits on success."""
-    with user_scope(engine, user_id) as connection, Session(
-        bind=connection, join_transaction_mode="create_savepoint"
-    ) as session:
+    with (
+        user_scope(engine, user_id) as connection,
+        Session(bind=connection, join_transaction_mode="create_savepoint") as session,
+    ):
         yield session
         session.flush()
 

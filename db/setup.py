@@ -13,7 +13,14 @@ from db.errors import ExtensionMissing, KbError
 from db.migrate import current_revision, head_revision, upgrade_to_head, vector_dimension
 from db.scoped import rls_enforced
 
-__all__ = ["Check", "SetupReport", "diagnose", "ensure_vector_extension", "run_setup", "vector_self_test"]
+__all__ = [
+    "Check",
+    "SetupReport",
+    "diagnose",
+    "ensure_vector_extension",
+    "run_setup",
+    "vector_self_test",
+]
 
 
 @dataclass(frozen=True)
@@ -57,8 +64,9 @@ def ensure_vector_extension(engine: Engine) -> str:
         with engine.begin() as conn:
             conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS vector"))
             return str(
-                conn.execute(sa.text("SELECT extversion FROM pg_extension WHERE extname='vector'"))
-                .scalar()
+                conn.execute(
+                    sa.text("SELECT extversion FROM pg_extension WHERE extname='vector'")
+                ).scalar()
             )
     except DBAPIError as exc:
         raise ExtensionMissing(
@@ -113,7 +121,8 @@ def run_setup(engine: Engine, *, embedding_dimension: int) -> SetupReport:
     report.add(
         "schema",
         True,
-        f"revision {after}" + (" (unchanged)" if before == after else f" (was {before or 'empty'})"),
+        f"revision {after}"
+        + (" (unchanged)" if before == after else f" (was {before or 'empty'})"),
     )
     column = vector_dimension(engine)
     if column != embedding_dimension:
@@ -126,7 +135,9 @@ def run_setup(engine: Engine, *, embedding_dimension: int) -> SetupReport:
     report.add(
         "row-level security",
         True,
-        "enforced (role kb_scoped)" if rls_enforced(engine) else "policies only (no kb_scoped role)",
+        "enforced (role kb_scoped)"
+        if rls_enforced(engine)
+        else "policies only (no kb_scoped role)",
     )
     return report
 

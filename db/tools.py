@@ -51,7 +51,9 @@ def _run(command: list[str], env: dict[str, str], what: str) -> None:
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
-        raise KbError(f"{what} failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}")
+        raise KbError(
+            f"{what} failed: {detail[-1] if detail else 'exit ' + str(result.returncode)}"
+        )
 
 
 def backup(url: str, path: Path) -> None:

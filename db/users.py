@@ -91,7 +91,8 @@ def require_user(*, session: Session, identifier: str) -> User:
     user = get_user(session=session, identifier=identifier)
     if user is None:
         raise NotFound(
-            f"No user {identifier!r}.", hint="List users with `kb users list`; add one with `kb users add`."
+            f"No user {identifier!r}.",
+            hint="List users with `kb users list`; add one with `kb users add`.",
         )
     return user
 
@@ -103,7 +104,7 @@ def list_users(*, session: Session) -> list[User]:
 def set_active(*, session: Session, identifier: str, active: bool) -> User:
     user = require_user(session=session, identifier=identifier)
     user.is_active = active
-    user.updated_at = sa.func.now()  # type: ignore[assignment]
+    user.updated_at = sa.func.now()
     session.flush()
     return user
 
@@ -112,7 +113,7 @@ def set_password(*, session: Session, identifier: str, password: str) -> User:
     _check_password(password)
     user = require_user(session=session, identifier=identifier)
     user.password_hash = hash_password(password)
-    user.updated_at = sa.func.now()  # type: ignore[assignment]
+    user.updated_at = sa.func.now()
     session.flush()
     return user
 

@@ -40,7 +40,7 @@ def default_model_path() -> Path:
 
 def resolve_model(model: str | None) -> str:
     """A model name or path; None means the bundled all-MiniLM-L6-v2."""
-    return str(default_model_path()) if not model else model
+    return model if model else str(default_model_path())
 
 
 def model_dimension(model: str | None) -> int:

@@ -61,7 +61,9 @@ def pg_admin_url() -> Iterator[str]:
 def template_url(pg_admin_url: str) -> str:
     """A database migrated to head, used as the template of every test database."""
     with psycopg.connect(_admin_conninfo(pg_admin_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
+        )
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
     url = _with_database(pg_admin_url, TEMPLATE)
     engine = make_engine(url, PoolConfig(pool_size=1, max_overflow=0))
@@ -85,7 +87,9 @@ def create_database(pg_admin_url: str, *, template: str = TEMPLATE, prefix: str 
 def drop_database(pg_admin_url: str, url: str) -> None:
     name = make_url(url).database
     with psycopg.connect(_admin_conninfo(pg_admin_url), autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture

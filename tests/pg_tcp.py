@@ -72,9 +72,30 @@ def start_tcp_server(root: Path, *, password: str, bin_dir: Path | None = None) 
             if parent == Path("/"):
                 break
             parent.chmod(parent.stat().st_mode | 0o011)
-    _run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
-          "--auth=scram-sha-256", f"--pwfile={pwfile}", "--no-sync"])
+    _run(
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            f"--pwfile={pwfile}",
+            "--no-sync",
+        ]
+    )
     port = free_port()
-    _run([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
-          "-o", f"-h 127.0.0.1 -p {port} -k {sockets}", "start"])
+    _run(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "log"),
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {sockets}",
+            "start",
+        ]
+    )
     return TcpServer(port=port, password=password, data=data, bin_dir=bin_dir)

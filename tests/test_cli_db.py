@@ -16,14 +16,34 @@ def kb(*args: str, db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env["DATABASE_URL"] = db_url
     return subprocess.run(
         [sys.executable, "-m", "chat_app.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
 def test_users_add_list_disable(db_url: str, tmp_path: Path, engine: Engine) -> None:
-    added = kb("users", "add", "Grace@Example.com", "--password", "hopper-1906", db_url=db_url, cwd=tmp_path)
+    added = kb(
+        "users",
+        "add",
+        "Grace@Example.com",
+        "--password",
+        "hopper-1906",
+        db_url=db_url,
+        cwd=tmp_path,
+    )
     assert added.returncode == 0, added.stderr
-    duplicate = kb("users", "add", "grace@example.com", "--password", "hopper-1906", db_url=db_url, cwd=tmp_path)
+    duplicate = kb(
+        "users",
+        "add",
+        "grace@example.com",
+        "--password",
+        "hopper-1906",
+        db_url=db_url,
+        cwd=tmp_path,
+    )
     assert duplicate.returncode == 1 and "already exists" in duplicate.stderr
     assert "Traceback" not in duplicate.stderr
     assert kb("users", "disable", "grace@example.com", db_url=db_url, cwd=tmp_path).returncode == 0
@@ -39,7 +59,9 @@ def test_unknown_user_is_a_one_line_error(db_url: str, tmp_path: Path) -> None:
     assert "No user 'nobody'" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_backup_and_restore_bring_back_the_data(db_url: str, tmp_path: Path, engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_backup_and_restore_bring_back_the_data(
+    db_url: str, tmp_path: Path, engine: Engine, make_user
+) -> None:  # type: ignore[no-untyped-def]
     make_user("keeper")
     dump = tmp_path / "kb.dump"
     backup = kb("db", "backup", str(dump), db_url=db_url, cwd=tmp_path)

@@ -16,7 +16,11 @@ def run_python(code: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -24,7 +28,11 @@ def kb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
     return subprocess.run(
         [sys.executable, "-m", "chat_app.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -38,7 +46,9 @@ def app_dir(tmp_path: Path) -> Path:
 
         subprocess.run(
             [str(binaries_dir() / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "stop"],
-            capture_output=True, check=False, user="pgserver" if os.geteuid() == 0 else None,
+            capture_output=True,
+            check=False,
+            user="pgserver" if os.geteuid() == 0 else None,
         )
 
 
@@ -57,7 +67,10 @@ def test_setup_without_configuration_uses_embedded_server_and_data_persists(app_
 def test_second_process_attaches_to_the_running_server(app_dir: Path) -> None:
     assert kb("setup", cwd=app_dir).returncode == 0
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent("""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent("""
             import sys
             from pathlib import Path
             from db.embedded import start_embedded
@@ -65,8 +78,12 @@ def test_second_process_attaches_to_the_running_server(app_dir: Path) -> None:
             print(server.pgdata / 'postmaster.pid', flush=True)
             sys.stdin.readline()
             server.stop()
-        """)],
-        cwd=app_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        cwd=app_dir,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None

@@ -29,7 +29,11 @@ def kb(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[
     env["DATABASE_URL"] = database_url
     return subprocess.run(
         [sys.executable, "-m", "chat_app.cli", *args],
-        env=env, cwd=cwd, capture_output=True, text=True, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

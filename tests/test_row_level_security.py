@@ -46,13 +46,18 @@ def test_scoped_query_without_where_sees_only_own_rows(engine: Engine, make_user
 
 def test_scoped_transaction_cannot_write_rows_of_another_user(engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
     alice, bob = make_user("alice"), make_user("bob")
-    with pytest.raises(ProgrammingError, match="row-level security"), user_scope(engine, alice.id) as conn:
+    with (
+        pytest.raises(ProgrammingError, match="row-level security"),
+        user_scope(engine, alice.id) as conn,
+    ):
         insert_chunks(conn, [_chunk(bob.id, "forged.txt")])
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM document_chunks")).scalar() == 0
 
 
-def test_unscoped_role_sees_nothing_through_scoped_role_without_user(engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_unscoped_role_sees_nothing_through_scoped_role_without_user(
+    engine: Engine, make_user
+) -> None:  # type: ignore[no-untyped-def]
     alice = make_user("alice")
     with user_scope(engine, alice.id) as conn:
         insert_chunks(conn, [_chunk(alice.id, "a.txt")])

@@ -6,8 +6,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from db.engine import PoolConfig, make_engine
-from db.migrate import REQUIRED_TABLES, check_schema, current_revision, head_revision, upgrade_to_head
-from db.migrate import vector_dimension
+from db.migrate import (
+    REQUIRED_TABLES,
+    check_schema,
+    current_revision,
+    head_revision,
+    upgrade_to_head,
+    vector_dimension,
+)
 from tests.conftest import drop_database
 
 
@@ -40,7 +46,9 @@ def test_document_chunks_has_vector_hnsw_and_fulltext_indexes(engine: Engine) ->
     with engine.connect() as conn:
         indexes = dict(
             conn.execute(
-                sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'document_chunks'")
+                sa.text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'document_chunks'"
+                )
             ).all()
         )
     assert "hnsw" in indexes["document_chunks_embedding_hnsw"]
@@ -53,12 +61,16 @@ def test_tsvector_column_is_generated_from_text(engine: Engine, make_user) -> No
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO document_chunks (chunk_id, user_id, text, source_type, source_id, embedding) "
+                "INSERT INTO document_chunks "
+                "(chunk_id, user_id, text, source_type, source_id, embedding) "
                 "VALUES ('c1', :u, 'Running databases', 'file', 's1', :v)"
             ),
             {"u": user.id, "v": "[" + ",".join(["0.1"] * 384) + "]"},
         )
         found = conn.execute(
-            sa.text("SELECT chunk_id FROM document_chunks WHERE text_tsv @@ plainto_tsquery('english', 'run database')")
+            sa.text(
+                "SELECT chunk_id FROM document_chunks "
+                "WHERE text_tsv @@ plainto_tsquery('english', 'run database')"
+            )
         ).scalar()
     assert found == "c1"

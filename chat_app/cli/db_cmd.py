@@ -12,7 +12,9 @@ from chat_app.cli.output import console
 from db import tools
 from db.engine import mask_url
 
-app = typer.Typer(help="The database: where it is, a SQL shell, backup and restore.", no_args_is_help=True)
+app = typer.Typer(
+    help="The database: where it is, a SQL shell, backup and restore.", no_args_is_help=True
+)
 
 
 @app.command("url")

@@ -28,7 +28,9 @@ def setup() -> None:
     from retrieval.embeddings import model_dimension
 
     with runtime(require_schema=False) as rt:
-        report = run_setup(rt.engine, embedding_dimension=model_dimension(rt.settings.embedding_model))
+        report = run_setup(
+            rt.engine, embedding_dimension=model_dimension(rt.settings.embedding_model)
+        )
         _print(report, "kb setup")
         where = "embedded server in " + str(rt.embedded.pgdata) if rt.embedded else "DATABASE_URL"
         console.print(f"Database ready ({where}).")
