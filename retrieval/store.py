@@ -1,0 +1,173 @@
+"""`ChunkStore`: a LangChain `VectorStore` over `document_chunks`, for one user.
+
+The store is bound to ONE SQLAlchemy `Connection` that the caller opened with
+`db.scoped.user_scope(engine, user_id)`: every write joins the caller's
+transaction (so indexing a file is all-or-nothing) and runs under row-level
+security as well as filtering by `user_id` in SQL.
+
+Why not langchain-postgres's `PGVectorStore` for writes: it takes a `PGEngine`
+and opens (and commits on) its own connections, row by row (~730 rows/s measured
+here), so it can neither join the per-file transaction nor run under the per-user
+`kb_scoped` role that row-level security needs. Here `add_documents` embeds in
+batches (one `embed_documents` call per batch) and writes each batch with one
+multi-row INSERT through `db.chunks.insert_chunks` (COPY is refused on tables under
+row-level security).
+
+`similarity_search` is deliberately minimal (pure vector, the user's rows only) so
+this is a complete `VectorStore`; the retriever in `retrieval/retriever.py` does the
+real searching.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+
+import sqlalchemy as sa
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from sqlalchemy.engine import Connection
+
+from db.chunks import ChunkRow, delete_chunks, insert_chunks
+from db.models import DocumentChunk
+
+__all__ = ["COLUMN_METADATA_KEYS", "ChunkStore"]
+
+# Metadata keys that also have their own column in `document_chunks`.
+COLUMN_METADATA_KEYS = ("source_type", "source_id", "source_url", "chunk_index")
+
+_table = cast("sa.Table", DocumentChunk.__table__)
+
+
+class ChunkStore(VectorStore):
+    """The chunks of one user, read and written on one user-scoped connection."""
+
+    def __init__(
+        self, *, connection: Connection, embeddings: Embeddings, user_id: uuid.UUID,
+        batch_size: int = 64,
+    ) -> None:
+        self.connection = connection
+        self._embeddings = embeddings
+        self.user_id = user_id
+        self.batch_size = batch_size
+        self.embedding_calls = 0
+        # Called with the number of chunks written so far, after each batch.
+        self.on_batch: Callable[[int], None] | None = None
+
+    @property
+    def embeddings(self) -> Embeddings:
+        return self._embeddings
+
+    def add_documents(self, documents: list[Document], **kwargs: Any) -> list[str]:
+        """Embed `documents` in batches and write them; ids from `ids=` or `Document.id`."""
+        ids: Sequence[str | None] = kwargs.get("ids") or [d.id for d in documents]
+        if len(ids) != len(documents):
+            raise ValueError(f"got {len(ids)} ids for {len(documents)} documents")
+        batch_size = int(kwargs.get("batch_size") or self.batch_size)
+        written: list[str] = []
+        for start in range(0, len(documents), batch_size):
+            batch = documents[start : start + batch_size]
+            batch_ids = [i or str(uuid.uuid4()) for i in ids[start : start + batch_size]]
+            vectors = self._embeddings.embed_documents([d.page_content for d in batch])
+            self.embedding_calls += 1
+            rows = [self._row(i, d, v) for i, d, v in zip(batch_ids, batch, vectors, strict=True)]
+            insert_chunks(self.connection, rows)
+            written.extend(batch_ids)
+            if self.on_batch is not None:
+                self.on_batch(len(written))
+        return written
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        texts = list(texts)
+        metadatas = metadatas or [{} for _ in texts]
+        documents = [
+            Document(page_content=t, metadata=m)
+            for t, m in zip(texts, metadatas, strict=True)
+        ]
+        return self.add_documents(documents, ids=ids, **kwargs)
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
+        """Delete this user's chunks with these ids (others' ids are ignored)."""
+        if ids is None:
+            raise ValueError("ChunkStore.delete needs explicit ids")
+        delete_chunks(self.connection, user_id=self.user_id, chunk_ids=ids)
+        return True
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        rows = self.connection.execute(
+            sa.select(_table.c.chunk_id, _table.c.text, _table.c.metadata).where(
+                _table.c.user_id == self.user_id, _table.c.chunk_id.in_(list(ids))
+            )
+        )
+        return [Document(id=r.chunk_id, page_content=r.text, metadata=r.metadata) for r in rows]
+
+    def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
+
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """The `k` nearest chunks of this user with their cosine similarity."""
+        vector = self._embeddings.embed_query(query)
+        # Without iterative scans an HNSW scan filtered by user returns too few rows.
+        self.connection.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        distance = _table.c.embedding.cosine_distance(vector)
+        rows = self.connection.execute(
+            sa.select(_table.c.chunk_id, _table.c.text, _table.c.metadata, distance.label("d"))
+            .where(_table.c.user_id == self.user_id)
+            .order_by(distance)
+            .limit(k)
+        )
+        return [
+            (Document(id=r.chunk_id, page_content=r.text, metadata=r.metadata), 1.0 - float(r.d))
+            for r in rows
+        ]
+
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Embeddings,
+        metadatas: list[dict[str, Any]] | None = None,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> ChunkStore:
+        """Needs `connection=` (a user-scoped Connection) and `user_id=` keywords."""
+        store = cls(
+            connection=kwargs["connection"], embeddings=embedding, user_id=kwargs["user_id"]
+        )
+        store.add_texts(texts, metadatas, ids=ids)
+        return store
+
+    def _row(self, chunk_id: str, document: Document, vector: Sequence[float]) -> ChunkRow:
+        metadata = dict(document.metadata)
+        owner = metadata.get("user_id")
+        if owner is not None and str(owner) != str(self.user_id):
+            raise ValueError(f"chunk {chunk_id} belongs to user {owner}, not {self.user_id}")
+        metadata["user_id"] = str(self.user_id)
+        source_type = metadata.get("source_type")
+        source_id = metadata.get("source_id")
+        if not source_type or not source_id:
+            raise ValueError(f"chunk {chunk_id} needs source_type and source_id metadata")
+        return ChunkRow(
+            chunk_id=chunk_id,
+            user_id=self.user_id,
+            # PostgreSQL text and JSONB cannot hold NUL; some PDFs produce it.
+            text=document.page_content.replace("\x00", ""),
+            embedding=vector,
+            source_type=str(source_type),
+            source_id=str(source_id),
+            source_url=metadata.get("source_url"),
+            chunk_index=int(metadata.get("chunk_index") or 0),
+            metadata=metadata,
+        )
