@@ -1,0 +1,240 @@
+"""The answer chain with LangChain's fake chat models over a real PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.outputs import ChatResult
+from sqlalchemy.engine import Engine
+
+from db.scoped import user_scope
+from db.usage import list_usage
+from retrieval.chain import Answer, AnswerChain, build_answer_chain, cited_numbers
+from retrieval.prompts import DONT_KNOW, EXTRACTIVE_LABEL
+from tests.fakes import HashEmbeddings
+from tests.retrieval_fixtures import add_passages
+
+PASSAGES = [
+    ("Kettle manual", "The Zephyr kettle has a two year warranty covering the heating element."),
+    ("Toaster manual", "The Aurora toaster browns bread evenly with seven heat settings."),
+    ("Office policy", "Office plants are watered every Tuesday by the facilities team."),
+]
+
+
+class RecordingFakeChatModel(GenericFakeChatModel):
+    """GenericFakeChatModel that remembers the messages of every call (its `_stream`
+    goes through `_generate` too)."""
+
+    prompts: list[list[BaseMessage]] = []  # noqa: RUF012 (pydantic field, copied per instance)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        self.prompts.append(list(messages))
+        return super()._generate(messages, stop, run_manager, **kwargs)
+
+
+def fake_llm(*replies: str) -> RecordingFakeChatModel:
+    return RecordingFakeChatModel(
+        messages=iter([AIMessage(content=r) for r in replies]), prompts=[]
+    )
+
+
+@pytest.fixture
+def user_id(
+    engine: Engine, make_user: Callable[..., Any], fake_embeddings: HashEmbeddings
+) -> uuid.UUID:
+    user = make_user("alice")
+    add_passages(engine, fake_embeddings, user.id, PASSAGES)
+    return uuid.UUID(str(user.id))
+
+
+def chain(engine: Engine, embeddings: HashEmbeddings, llm: Any) -> AnswerChain:
+    return build_answer_chain(engine=engine, embeddings=embeddings, llm=llm, default_k=3)
+
+
+async def collect(stream: Any) -> tuple[list[str], Answer]:
+    pieces: list[str] = []
+    final = None
+    async for item in stream:
+        if isinstance(item, Answer):
+            final = item
+        else:
+            pieces.append(item)
+    assert final is not None
+    return pieces, final
+
+
+async def test_follow_up_is_rewritten_with_history_and_the_rewrite_is_searched(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    llm = fake_llm(
+        "How long is the warranty of the Zephyr kettle?",
+        "Two years, for the heating element [1].",
+    )
+    history = [
+        HumanMessage("Which kettle do we sell?"),
+        AIMessage("The Zephyr kettle [1]."),
+    ]
+    _, answer = await collect(
+        chain(engine, fake_embeddings, llm).astream(
+            "How long is its warranty?", user_id=user_id, history=history
+        )
+    )
+    assert answer.standalone_question == "How long is the warranty of the Zephyr kettle?"
+    condense_call, answer_call = llm.prompts
+    assert "Which kettle do we sell?" in " ".join(m.text for m in condense_call)
+    # The answer prompt was built from the rewritten question and its passages.
+    assert answer_call[-1].text == "How long is the warranty of the Zephyr kettle?"
+    assert "[1] Kettle manual" in answer_call[0].text
+    assert [s.title for s in answer.sources] == ["Kettle manual"]
+
+
+async def test_question_without_history_is_not_rewritten(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    llm = fake_llm("The Aurora toaster has seven heat settings [1].")
+    _, answer = await collect(
+        chain(engine, fake_embeddings, llm).astream(
+            "How many heat settings does the Aurora toaster have?", user_id=user_id
+        )
+    )
+    assert len(llm.prompts) == 1
+    assert answer.standalone_question == "How many heat settings does the Aurora toaster have?"
+
+
+async def test_sources_are_exactly_the_passages_cited_with_their_numbers(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    llm = fake_llm("Plants are watered on Tuesday [2]; the kettle warranty is two years [1][2].")
+    question = "When are the office plants watered and what is the kettle warranty?"
+    _, answer = await collect(
+        chain(engine, fake_embeddings, llm).astream(question, user_id=user_id)
+    )
+    shown = llm.prompts[0][0].text
+    by_number = {s.number: s for s in answer.sources}
+    assert sorted(by_number) == [1, 2]
+    for number, source in by_number.items():
+        # The passage numbered n in the prompt is Source n, with its own text as snippet.
+        assert f"[{number}] {source.title}\n{source.snippet}" in shown
+    assert {s.title for s in answer.sources} <= {"Kettle manual", "Office policy"}
+    assert all(s.url and s.url.startswith("https://example.test/") for s in answer.sources)
+    assert all(s.page is not None for s in answer.sources)
+
+
+async def test_unrelated_question_answers_dont_know_without_calling_the_llm(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    llm = fake_llm("should not be used")
+    pieces, answer = await collect(
+        chain(engine, fake_embeddings, llm).astream(
+            "quantum chromodynamics lattice", user_id=user_id
+        )
+    )
+    assert answer.text == DONT_KNOW
+    assert "".join(pieces) == DONT_KNOW
+    assert answer.sources == []
+    assert llm.prompts == []
+
+
+async def test_user_without_documents_gets_dont_know(
+    engine: Engine, fake_embeddings: HashEmbeddings, make_user: Callable[..., Any]
+) -> None:
+    bob = make_user("bob")
+    _, answer = await collect(
+        chain(engine, fake_embeddings, fake_llm("x")).astream(
+            "Zephyr kettle warranty", user_id=bob.id
+        )
+    )
+    assert answer.text == DONT_KNOW and answer.sources == []
+
+
+async def test_model_saying_it_does_not_know_cites_nothing(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    llm = fake_llm(f"{DONT_KNOW} Passage [1] is about kettles.")
+    _, answer = await collect(
+        chain(engine, fake_embeddings, llm).astream("Zephyr kettle colour?", user_id=user_id)
+    )
+    assert answer.sources == []
+
+
+async def test_answer_streams_in_several_chunks(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    reply = "The Zephyr kettle is covered for two years [1]."
+    pieces, answer = await collect(
+        chain(engine, fake_embeddings, fake_llm(reply)).astream(
+            "Zephyr kettle warranty", user_id=user_id
+        )
+    )
+    assert len(pieces) > 3
+    assert "".join(pieces) == reply == answer.text
+    assert answer.model is not None
+
+
+async def test_each_question_writes_one_usage_row(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    qa = chain(engine, fake_embeddings, fake_llm("Two years [1].", "Seven [2]."))
+    await qa.ainvoke("Zephyr kettle warranty", user_id=user_id, mode="vector", k=2)
+    await qa.ainvoke("Aurora toaster settings", user_id=user_id)
+    with user_scope(engine, user_id) as connection:
+        rows = list_usage(connection=connection, user_id=user_id, action="ask")
+    assert len(rows) == 2
+    latest, first = rows
+    assert (first.mode, first.k, first.sources_count) == ("vector", 2, 1)
+    assert (latest.mode, latest.k) == ("hybrid", 3)
+    assert first.retrieval_ms is not None and first.retrieval_ms > 0
+    assert first.generation_ms is not None and first.generation_ms >= 0
+    assert first.model == "GenericFakeChatModel" or first.model
+
+
+async def test_without_llm_the_answer_is_extractive_labelled_and_cited(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    pieces, answer = await collect(
+        chain(engine, fake_embeddings, None).astream("Zephyr kettle warranty", user_id=user_id)
+    )
+    assert answer.model is None
+    assert answer.text.startswith(EXTRACTIVE_LABEL)
+    assert len(pieces) >= 2
+    assert "two year warranty" in answer.text
+    numbers = cited_numbers(answer.text)
+    assert numbers and [s.number for s in answer.sources] == numbers
+    kettle = next(s for s in answer.sources if s.title == "Kettle manual")
+    assert f"[{kettle.number}]" in answer.text
+
+
+async def test_extractive_follow_up_searches_with_the_previous_question(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    history = [HumanMessage("Tell me about the Aurora toaster"), AIMessage("...")]
+    _, answer = await collect(
+        chain(engine, fake_embeddings, None).astream(
+            "how many heat settings?", user_id=user_id, history=history
+        )
+    )
+    assert answer.standalone_question == "Tell me about the Aurora toaster how many heat settings?"
+    assert answer.sources[0].title == "Toaster manual"
+
+
+def test_cited_numbers_reads_every_citation_style() -> None:
+    assert cited_numbers("a [2] b [1][3] c [1, 4] d [12]") == [2, 1, 3, 4, 12]
+    assert cited_numbers("no citations, [x] or [ ]") == []
+
+
+def test_chunks_type_is_ai_message_chunk() -> None:
+    # The chain reads `.text` and `usage_metadata` off the model's stream chunks.
+    chunk = AIMessageChunk(content="hi")
+    assert chunk.text == "hi"
