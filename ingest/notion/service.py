@@ -14,7 +14,15 @@ from datetime import datetime
 from langchain_core.embeddings import Embeddings
 from sqlalchemy.engine import Engine
 
+from db import notion as repo
+from db.errors import InvalidInput
+from db.scoped import user_scope
+from ingest.indexing import delete_source
+from ingest.notion.client import NotionClient
+from ingest.notion.crypto import decrypt_token, encrypt_token
+from ingest.notion.errors import NotionNotConnected
 from ingest.notion.report import SyncProgress, SyncReport
+from ingest.notion.sync import SOURCE_TYPE, SyncOptions, run_sync
 
 __all__ = [
     "NotionStatus",
@@ -61,8 +69,27 @@ def connect_notion(
     *, engine: Engine, user_id: uuid.UUID, token: str, secret_key: str,
     base_url: str | None = None,
 ) -> NotionStatus:
-    """Check the token with `users.me`, then store it encrypted (replacing any old one)."""
-    raise NotImplementedError
+    """Check the token with `users.me`, then store it encrypted (replacing any old one).
+
+    A refused token raises `NotionAuthError` and stores nothing.
+    """
+    token = token.strip()
+    if not token:
+        raise InvalidInput(
+            "The Notion token is empty.",
+            hint="Paste the Internal Integration Secret from https://www.notion.so/my-integrations.",
+        )
+    with NotionClient(token, base_url=base_url, requests_per_second=0, max_retries=2) as client:
+        me = client.me()
+    bot = me.get("bot") or {}
+    with user_scope(engine, user_id) as conn:
+        repo.save_connection(
+            conn, user_id=user_id, token_encrypted=encrypt_token(token, secret_key=secret_key),
+            workspace_name=bot.get("workspace_name"), bot_id=me.get("id"),
+        )
+    status = notion_status(engine=engine, user_id=user_id)
+    assert status is not None
+    return status
 
 
 def sync_notion(
@@ -71,15 +98,68 @@ def sync_notion(
     requests_per_second: float = 3.0, progress: Callable[[SyncProgress], None] | None = None,
     max_retries: int = 5, backoff_seconds: float = 1.0,
 ) -> SyncReport:
-    """Incrementally sync everything shared with the user's integration."""
-    raise NotImplementedError
+    """Incrementally sync everything shared with the user's integration.
+
+    Raises `NotionNotConnected` without a stored token, `NotionAuthError` when Notion
+    refuses it (the run is recorded as failed, nothing indexed changes); per-page
+    problems make the run `partial` instead (see `SyncReport.errors`).
+    """
+    with user_scope(engine, user_id) as conn:
+        stored = repo.get_connection(conn, user_id=user_id)
+    if stored is None:
+        raise NotionNotConnected(
+            "This user has not connected Notion.",
+            hint="Run `kb notion connect --user LOGIN` (or use Connect Notion in the app).",
+        )
+    token = decrypt_token(stored.token_encrypted, secret_key=secret_key)
+    with NotionClient(
+        token, base_url=base_url, requests_per_second=requests_per_second,
+        max_retries=max_retries, backoff_seconds=backoff_seconds,
+    ) as client:
+        return run_sync(
+            engine=engine, embeddings=embeddings, user_id=user_id, client=client,
+            options=SyncOptions(chunk_size=chunk_size, chunk_overlap=chunk_overlap),
+            progress=progress,
+        )
 
 
 def notion_status(*, engine: Engine, user_id: uuid.UUID) -> NotionStatus | None:
-    """The connection and latest run, or None when the user never connected."""
-    raise NotImplementedError
+    """The connection and latest run, or None when the user never connected nor synced."""
+    with user_scope(engine, user_id) as conn:
+        stored = repo.get_connection(conn, user_id=user_id)
+        last = repo.last_sync(conn, user_id=user_id)
+        counts = repo.count_pages(conn, user_id=user_id)
+    if stored is None and last is None:
+        return None
+    return NotionStatus(
+        connected=stored is not None,
+        workspace_name=stored.workspace_name if stored else None,
+        bot_id=stored.bot_id if stored else None,
+        connected_at=stored.updated_at if stored else None,
+        pages_indexed=counts.get("indexed", 0),
+        pages_failed=counts.get("failed", 0),
+        last_sync=None if last is None else LastSync(
+            sync_id=last.id, status=last.status, started_at=last.started_at,
+            finished_at=last.finished_at, pages_seen=last.pages_seen, pages_new=last.pages_new,
+            pages_updated=last.pages_updated, pages_unchanged=last.pages_unchanged,
+            pages_removed=last.pages_removed, pages_failed=last.pages_failed, error=last.error,
+        ),
+    )
 
 
 def disconnect_notion(*, engine: Engine, user_id: uuid.UUID, keep_content: bool = False) -> None:
-    """Forget the token; unless `keep_content`, also remove Notion chunks and sync state."""
-    raise NotImplementedError
+    """Forget the token; unless `keep_content`, also remove Notion chunks and page state.
+
+    Sync history (`notion_syncs`) is kept.
+    """
+    with user_scope(engine, user_id) as conn:
+        repo.delete_connection(conn, user_id=user_id)
+        pages = repo.load_pages(conn, user_id=user_id)
+    if keep_content:
+        return
+    for page_id, state in pages.items():
+        if state.kind == "page":
+            delete_source(engine=engine, user_id=user_id, source_id=page_id,
+                          source_type=SOURCE_TYPE)
+    with user_scope(engine, user_id) as conn:
+        repo.delete_pages(conn, user_id=user_id, page_ids=pages)
