@@ -1,0 +1,139 @@
+"""HTML: the page's main text (no scripts, styles, navigation), headings as Markdown.
+
+The main content is `<main>`, `[role=main]` or a lone `<article>` when the page has one,
+else `<body>`; inside it, navigation, sidebars, footers, forms, hidden elements and a
+short list of well-known boilerplate classes (Wikipedia's edit links, navboxes...) go.
+The charset is the declared one when it decodes the bytes, else detected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4.dammit import EncodingDetector
+from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
+
+from ingest.errors import NoExtractableText
+from ingest.loaders.encoding import decode_text
+from ingest.loaders.normalise import normalise_text, one_line
+from ingest.loaders.source import Extracted, Part, SourceFile
+
+_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "canvas", "iframe", "object",
+              "embed", "nav", "aside", "footer", "form", "button", "input", "select",
+              "textarea", "dialog", "link", "meta"]
+_DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu",
+               "menubar", "toolbar", "dialog", "alert"}
+_BOILERPLATE = {"navbox", "vertical-navbox", "navigation", "breadcrumb", "breadcrumbs",
+                "sidebar", "mw-editsection", "mw-jump-link", "noprint", "printfooter",
+                "catlinks", "toc", "mw-navigation", "skip-link", "cookie-banner",
+                "cookie-consent", "share-buttons", "advertisement"}
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
+_BLOCKS = {"p", "div", "section", "article", "main", "header", "ul", "ol", "dl", "dt", "dd",
+           "table", "thead", "tbody", "tfoot", "blockquote", "figure", "figcaption",
+           "address", "details", "summary", "hr", "caption", "fieldset", "center"}
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+_SPACES = re.compile(r"\s+")
+_SKIPPED_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
+
+
+def load_html(source: SourceFile) -> Extracted:
+    declared = EncodingDetector.find_declared_encoding(source.data[:4096], is_html=True)
+    decoded = decode_text(source, declared=declared)
+    soup = BeautifulSoup(decoded.text, "lxml")
+    title = _title(soup)
+    root = _main_content(soup)
+    _strip_boilerplate(root, keep_header=root.name != "body")
+    text = normalise_text("".join(_render(root, preformatted=False)))
+    if not text:
+        raise NoExtractableText(
+            f"{source.name} has no readable text (only markup, scripts or images).",
+            file_name=source.name,
+            hint="Save the page after it has loaded (File > Save page as, 'complete'), "
+            "or copy its text into a .txt file.",
+        )
+    return Extracted(parts=[Part(text)], title=title, metadata={"encoding": decoded.encoding})
+
+
+def _title(soup: BeautifulSoup) -> str | None:
+    for candidate in (soup.title, soup.find("h1")):
+        if candidate is not None and (text := one_line(candidate.get_text(" "))):
+            return text
+    meta = soup.find("meta", attrs={"property": "og:title"})
+    if isinstance(meta, Tag) and (content := one_line(str(meta.get("content") or ""))):
+        return content
+    return None
+
+
+def _main_content(soup: BeautifulSoup) -> Tag:
+    articles = soup.find_all("article")
+    for candidate in (
+        soup.find("main"),
+        soup.find(True, attrs={"role": "main"}),
+        articles[0] if len(articles) == 1 else None,
+    ):
+        if isinstance(candidate, Tag) and candidate.get_text(strip=True):
+            return candidate
+    body = soup.body
+    return body if body is not None else soup
+
+
+def _strip_boilerplate(root: Tag, *, keep_header: bool) -> None:
+    for tag in root.find_all(_DROP_TAGS if keep_header else [*_DROP_TAGS, "header"]):
+        tag.decompose()
+    doomed = [tag for tag in root.find_all(True) if _is_boilerplate(tag)]
+    for tag in doomed:
+        if not tag.decomposed:
+            tag.decompose()
+
+
+def _is_boilerplate(tag: Tag) -> bool:
+    if tag.attrs is None:
+        return False
+    if tag.has_attr("hidden") or str(tag.get("aria-hidden", "")).lower() == "true":
+        return True
+    if str(tag.get("role", "")).lower() in _DROP_ROLES:
+        return True
+    if _HIDDEN_STYLE.search(str(tag.get("style", "")).lower()):
+        return True
+    names = {str(name).lower() for name in tag.get_attribute_list("class") if name}
+    names.add(str(tag.get("id", "")).lower())
+    return not names.isdisjoint(_BOILERPLATE)
+
+
+def _render(node: Tag, *, preformatted: bool) -> Iterator[str]:
+    for child in node.children:
+        if isinstance(child, _SKIPPED_STRINGS):
+            continue
+        if isinstance(child, NavigableString):
+            yield str(child) if preformatted else _SPACES.sub(" ", str(child))
+            continue
+        if not isinstance(child, Tag):
+            continue
+        name = child.name
+        if name in _HEADINGS:
+            heading = one_line(child.get_text(" "))
+            if heading:
+                yield f"\n\n{'#' * _HEADINGS[name]} {heading}\n\n"
+        elif name == "br":
+            yield "\n"
+        elif name == "pre":
+            yield "\n\n"
+            yield from _render(child, preformatted=True)
+            yield "\n\n"
+        elif name == "li":
+            yield "\n- "
+            yield from _render(child, preformatted=preformatted)
+            yield "\n"
+        elif name == "tr":
+            cells = [one_line("".join(_render(cell, preformatted=False)))
+                     for cell in child.find_all(["td", "th"], recursive=False)]
+            if any(cells):
+                yield "\n" + " | ".join(cells) + "\n"
+        elif name in _BLOCKS:
+            yield "\n\n"
+            yield from _render(child, preformatted=preformatted)
+            yield "\n\n"
+        else:
+            yield from _render(child, preformatted=preformatted)

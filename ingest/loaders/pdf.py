@@ -1,0 +1,90 @@
+"""PDF: one part per page with text, 1-based page numbers kept (pypdf).
+
+Encryption rule: a PDF that opens with the empty user password (an "owner password" that
+only restricts printing/copying/editing) is ingested like any other. Every viewer shows
+its text without asking, so those permission flags protect nothing from the person who
+uploads it into their own private knowledge base. A PDF that needs a password to open
+is refused with EncryptedFile; nothing of it is ingested.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from typing import Any
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import FileNotDecryptedError, PyPdfError
+
+from ingest.errors import CorruptFile, EncryptedFile, NoExtractableText
+from ingest.loaders.normalise import normalise_text, one_line
+from ingest.loaders.source import Extracted, Part, SourceFile
+
+# pypdf logs every recoverable oddity of real-world files as a warning; the outcome
+# (text, or one of our errors) is what matters to the user.
+logging.getLogger("pypdf").setLevel(logging.ERROR)
+
+# Metadata titles that are really file names or placeholders ("10811.exe", "untitled").
+_JUNK_TITLE = re.compile(
+    r"(?i)^(untitled.*|.*\.(?=[a-z0-9]*[a-z])[a-z0-9]{2,4}|microsoft word - .*|document\d*)$"
+)
+# pypdf raises many plain Python errors on damaged files, not only its own.
+_PARSE_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, IndexError, AttributeError,
+                 AssertionError, RecursionError, OSError, ZeroDivisionError)
+
+
+def load_pdf(source: SourceFile) -> Extracted:
+    name = source.name
+    try:
+        reader = PdfReader(io.BytesIO(source.data))
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            raise _encrypted(name)
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = _title(reader)
+    except FileNotDecryptedError:
+        raise _encrypted(name) from None
+    except NotImplementedError as exc:  # e.g. an encryption algorithm pypdf lacks
+        raise EncryptedFile(
+            f"{name} uses an encryption pypdf cannot open ({exc}).", file_name=name
+        ) from None
+    except _PARSE_ERRORS as exc:
+        raise CorruptFile(
+            f"{name} is not a readable PDF (truncated or damaged: {_reason(exc)}).",
+            file_name=name,
+        ) from None
+
+    parts = [
+        Part(text, {"page": number})
+        for number, raw in enumerate(pages, start=1)
+        if (text := normalise_text(raw))
+    ]
+    if not parts:
+        raise NoExtractableText(
+            f"{name} has no text layer: this looks like a scan; OCR it first.",
+            file_name=name,
+            hint="Run OCR on it (e.g. ocrmypdf, or your scanner's 'searchable PDF' option) "
+            "and upload the result.",
+        )
+    metadata: dict[str, Any] = {"pages": len(pages)}
+    if len(parts) < len(pages):
+        metadata["pages_without_text"] = len(pages) - len(parts)
+    return Extracted(parts=parts, title=title, metadata=metadata)
+
+
+def _title(reader: PdfReader) -> str | None:
+    info = reader.metadata
+    raw = info.title if info is not None else None
+    title = one_line(str(raw)) if raw else ""
+    if not title or _JUNK_TITLE.match(title):
+        return None
+    return title
+
+
+def _encrypted(name: str) -> EncryptedFile:
+    return EncryptedFile(f"{name} is password-protected.", file_name=name)
+
+
+def _reason(exc: BaseException) -> str:
+    text = one_line(str(exc)) or type(exc).__name__
+    return text[:120]

@@ -1,0 +1,16 @@
+"""Plain text in any common encoding (BOMs, UTF-16, Windows-1252, Latin-1...)."""
+
+from __future__ import annotations
+
+from ingest.errors import EmptyFile
+from ingest.loaders.encoding import decode_text
+from ingest.loaders.normalise import normalise_text
+from ingest.loaders.source import Extracted, Part, SourceFile
+
+
+def load_text(source: SourceFile) -> Extracted:
+    decoded = decode_text(source)
+    text = normalise_text(decoded.text)
+    if not text:
+        raise EmptyFile(f"{source.name} holds only whitespace.", file_name=source.name)
+    return Extracted(parts=[Part(text)], metadata={"encoding": decoded.encoding})

@@ -1,0 +1,120 @@
+"""Content sniffing: refuse a file whose bytes contradict its extension.
+
+An HTML page saved as `.pdf` or a PNG renamed `.txt` must fail with a message that says
+what the file really is, never reach a parser that would produce garbage or a stack trace.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+import filetype
+
+from ingest.errors import CorruptFile, EncryptedFile, UnsupportedFile
+from ingest.loaders.source import SourceFile
+
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# Password-protected .docx/.xlsx are OLE containers holding a stream of this name.
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+_HTML_STARTS = ("<!doctype html", "<html", "<head", "<body", "<meta", "<title")
+_ZIP_KINDS = (
+    ("word/document.xml", "docx", "a Word document (DOCX)", ".docx"),
+    ("xl/workbook.xml", "xlsx", "an Excel workbook (XLSX)", ".xlsx"),
+    ("ppt/presentation.xml", "pptx", "a PowerPoint deck (PPTX)", ".pptx"),
+)
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What the bytes are: `kind` for code, `description` for people, usual extension."""
+
+    kind: str
+    description: str
+    extension: str | None = None
+
+
+def sniff(data: bytes) -> Sniffed:
+    """Classify the bytes by their signatures, ignoring any file name."""
+    if b"%PDF-" in data[:1024]:
+        return Sniffed("pdf", "a PDF", ".pdf")
+    if data.startswith(_OLE_MAGIC):
+        if _ENCRYPTED_PACKAGE in data:
+            return Sniffed("encrypted-office", "a password-protected Office document")
+        return Sniffed("legacy-office", "an old-format (97-2003) Office file", ".doc")
+    if data.startswith(b"PK\x03\x04"):
+        return _sniff_zip(data)
+    if _looks_like_text(data):
+        head = data[:2048].decode("utf-8", "ignore").lstrip("\ufeff \t\r\n").lower()
+        if head.startswith(_HTML_STARTS) or "<html" in head:
+            return Sniffed("html", "an HTML page", ".html")
+        return Sniffed("text", "plain text", ".txt")
+    guess = filetype.guess(data)
+    if guess is not None:
+        return Sniffed("binary", f"{guess.mime} data", f".{guess.extension}")
+    return Sniffed("unknown", "unrecognised binary data")
+
+
+def check_content(source: SourceFile, fmt: str) -> Sniffed:
+    """Raise when `source`'s bytes cannot be the format its extension claims."""
+    found = sniff(source.data)
+    name = source.name
+    if fmt == "pdf":
+        expected = "a PDF"
+        ok = found.kind == "pdf"
+    elif fmt == "docx":
+        expected = "a Word document (DOCX)"
+        ok = found.kind == "docx"
+        if found.kind == "encrypted-office":
+            raise EncryptedFile(f"{name} is password-protected.", file_name=name)
+        if found.kind == "legacy-office":
+            raise UnsupportedFile(
+                f"{name} is an old Word 97-2003 (.doc) file, not a DOCX.",
+                file_name=name,
+                hint="Open it in Word or LibreOffice, save it as .docx, and upload that.",
+            )
+        if found.kind == "zip-damaged":
+            raise CorruptFile(f"{name} is damaged: its zip container cannot be read.",
+                              file_name=name)
+    else:
+        # Text formats: any text is acceptable (HTML in a .txt is still text); only
+        # recognised binary formats are refused here, the decoder judges the rest.
+        expected = "text"
+        ok = found.kind in ("text", "html", "unknown")
+    if ok:
+        return found
+    if found.kind == "unknown":
+        raise CorruptFile(
+            f"{name} is not a valid {fmt.upper()}: its bytes match no known format.",
+            file_name=name,
+        )
+    rename = f" with the extension {found.extension}" if found.extension else ""
+    raise UnsupportedFile(
+        f"{name} is not {expected}: its content is {found.description}.",
+        file_name=name,
+        hint=f"Save it{rename} in a supported format and upload it again.",
+    )
+
+
+def _sniff_zip(data: bytes) -> Sniffed:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return Sniffed("zip-damaged", "a damaged zip archive")
+    for member, kind, description, extension in _ZIP_KINDS:
+        if member in names:
+            return Sniffed(kind, description, extension)
+    if "mimetype" in names:
+        return Sniffed("opendocument", "an OpenDocument file", ".odt")
+    return Sniffed("zip", "a zip archive", ".zip")
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """UTF-8 (or ASCII-compatible single-byte) text without NULs in the first 4 KB."""
+    head = data[:4096]
+    if b"\x00" in head:
+        return False
+    controls = sum(1 for byte in head if byte < 32 and byte not in (9, 10, 12, 13))
+    return controls <= len(head) * 0.01

@@ -1,0 +1,158 @@
+"""DOCX: body text in reading order, headings as Markdown headings, tables as rows.
+
+Rows are written `cell | cell | cell`, one per line; a table nested in a cell is written
+inline in brackets (`[x, y; z, w]`) so it stays attached to the row it belongs to. Cells
+merged across columns appear once; cells merged down rows repeat their value on each row,
+which keeps every row readable on its own. Headers and footers are left out (boilerplate).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from collections.abc import Iterator
+from typing import Any
+
+import docx
+from docx.document import Document as DocxDocument
+from docx.opc.exceptions import PackageNotFoundError
+from docx.oxml.ns import qn
+from docx.table import Table, _Cell
+from docx.text.paragraph import Paragraph
+from lxml.etree import XMLSyntaxError
+
+from ingest.errors import CorruptFile, NoExtractableText
+from ingest.loaders.normalise import normalise_text, one_line
+from ingest.loaders.source import Extracted, Part, SourceFile
+
+_HEADING_STYLE = re.compile(r"(?i)^heading\s*([1-9])$")
+_PARSE_ERRORS = (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError,
+                 XMLSyntaxError, AttributeError, IndexError, OSError, EOFError)
+
+
+def load_docx(source: SourceFile) -> Extracted:
+    name = source.name
+    try:
+        document = docx.Document(io.BytesIO(source.data))
+        lines = list(_render_body(document))
+        title = _title(document)
+    except _PARSE_ERRORS as exc:
+        raise CorruptFile(
+            f"{name} is not a readable Word document ({type(exc).__name__}: "
+            f"{one_line(str(exc))[:120]}).",
+            file_name=name,
+        ) from None
+    text = normalise_text("\n\n".join(line for line in lines if line.strip()))
+    if not text:
+        images = len(document.element.body.findall(".//" + qn("w:drawing")))
+        what = f"only {images} image(s) and no text" if images else "no text"
+        raise NoExtractableText(
+            f"{name} contains {what}.",
+            file_name=name,
+            hint="If the images are scans, OCR them first; otherwise type or paste the text "
+            "into the document and upload it again.",
+        )
+    metadata: dict[str, Any] = {}
+    return Extracted(parts=[Part(text)], title=title, metadata=metadata)
+
+
+def _render_body(document: DocxDocument) -> Iterator[str]:
+    for block in _blocks(document.element.body, document):
+        if isinstance(block, Paragraph):
+            yield _render_paragraph(block)
+        else:
+            yield "\n".join(_render_rows(block))
+
+
+def _blocks(container: Any, parent: Any) -> Iterator[Paragraph | Table]:
+    """Paragraphs and tables in order, including those inside content controls (w:sdt).
+
+    python-docx's `iter_inner_content` skips content controls, where Word keeps tables
+    of contents and form fields.
+    """
+    for child in container.iterchildren():
+        if child.tag == qn("w:p"):
+            yield Paragraph(child, parent)
+        elif child.tag == qn("w:tbl"):
+            yield Table(child, parent)
+        elif child.tag == qn("w:sdt"):
+            content = child.find(qn("w:sdtContent"))
+            if content is not None:
+                yield from _blocks(content, parent)
+
+
+def _render_paragraph(paragraph: Paragraph) -> str:
+    text = one_line(paragraph.text)
+    if not text:
+        return ""
+    level = _heading_level(paragraph)
+    if level:
+        return f"{'#' * level} {text}"
+    p_pr = paragraph._p.pPr
+    numbered = p_pr is not None and p_pr.numPr is not None
+    if numbered or (_style_names(paragraph) or [""])[0].startswith("list"):
+        return f"- {text}"
+    return text
+
+
+def _render_rows(table: Table) -> Iterator[str]:
+    for row in table.rows:
+        cells = _unique_cells(row.cells)
+        values = [_render_cell(cell) for cell in cells]
+        if any(values):
+            yield " | ".join(values)
+
+
+def _render_cell(cell: _Cell) -> str:
+    pieces: list[str] = []
+    for block in _blocks(cell._tc, cell):
+        if isinstance(block, Paragraph):
+            pieces.append(one_line(block.text))
+        else:
+            rows = ["; ".join(", ".join(_render_cell(c) for c in _unique_cells(r.cells))
+                              for r in block.rows)]
+            pieces.append(f"[{rows[0]}]")
+    return " ".join(piece for piece in pieces if piece)
+
+
+def _unique_cells(cells: Any) -> list[_Cell]:
+    """Horizontally merged cells come back once per grid column; keep one of each."""
+    seen: set[int] = set()
+    unique = []
+    for cell in cells:
+        if id(cell._tc) not in seen:
+            seen.add(id(cell._tc))
+            unique.append(cell)
+    return unique
+
+
+def _heading_level(paragraph: Paragraph) -> int:
+    for style_name in _style_names(paragraph):
+        if style_name == "title":
+            return 1
+        match = _HEADING_STYLE.match(style_name)
+        if match:
+            return int(match.group(1))
+    return 0
+
+
+def _style_names(paragraph: Paragraph) -> list[str]:
+    """The paragraph's style and the styles it is based on, lower case (custom heading
+    styles are usually based on a built-in "Heading N")."""
+    names: list[str] = []
+    style = paragraph.style
+    while style is not None and len(names) < 6:
+        names.append((style.name or "").strip().lower())
+        style = style.base_style
+    return names
+
+
+def _title(document: DocxDocument) -> str | None:
+    title = one_line(document.core_properties.title or "")
+    if title:
+        return title
+    for paragraph in document.paragraphs[:50]:
+        if _style_names(paragraph)[:1] == ["title"] and (text := one_line(paragraph.text)):
+            return text
+    return None
