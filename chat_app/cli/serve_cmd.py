@@ -1,0 +1,145 @@
+"""`kb serve`: prepare what the web app needs, then run Chainlit on `chat_app/app.py`.
+
+Before starting the server: the schema (migrated here on the embedded default;
+an external database must have been set up with `kb setup`), the Chainlit auth
+secret (generated once, kept in the data directory), and a first admin account on
+a database without users. The app process gets its settings through the
+environment it inherits, like every other entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from chat_app.cli.output import console
+from chat_app.runtime import Runtime, open_runtime
+from chat_app.settings import Settings, load_settings
+from db.errors import SchemaOutOfDate
+from db.migrate import check_schema
+from db.models import User
+from db.users import add_user
+
+__all__ = ["APP_MODULE", "APP_ROOT", "child_environment", "ensure_admin", "register", "serve"]
+
+APP_ROOT = Path(__file__).resolve().parents[2]
+APP_MODULE = APP_ROOT / "chat_app" / "app.py"
+
+
+def ensure_schema(rt: Runtime) -> None:
+    """At head already, or migrated now when the database is our embedded one."""
+    try:
+        check_schema(rt.engine)
+        return
+    except SchemaOutOfDate:
+        if rt.embedded is None:
+            raise
+    from db.setup import run_setup
+    from retrieval.embeddings import model_dimension
+
+    console.print("Preparing the embedded database (first run)…")
+    report = run_setup(rt.engine, embedding_dimension=model_dimension(rt.settings.embedding_model))
+    if not report.ok:
+        failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
+        raise SchemaOutOfDate(
+            f"Setting up the embedded database failed ({failed}).",
+            hint="Run `kb doctor` for details.",
+        )
+
+
+def ensure_admin(rt: Runtime) -> str | None:
+    """Create the first admin on a database without users; returns a generated password
+    (None when KB_ADMIN_PASSWORD was used or users exist)."""
+    settings = rt.settings
+    with Session(rt.engine) as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            return None
+        configured = settings.admin_password.get_secret_value() if settings.admin_password else None
+        password = configured or secrets.token_urlsafe(12)
+        add_user(
+            session=session,
+            identifier=settings.admin_user,
+            password=password,
+            display_name="Administrator",
+            is_admin=True,
+        )
+        session.commit()
+    return None if configured else password
+
+
+def child_environment(settings: Settings, *, auth_secret: str) -> dict[str, str]:
+    """The app's environment: ours, plus what Chainlit needs, minus what misleads it."""
+    env = dict(os.environ)
+    # CI=true puts Chainlit in --ci mode (fake OpenAI key); DEBUG turns on its debug mode.
+    for name in ("CI", "DEBUG"):
+        env.pop(name, None)
+    env["CHAINLIT_AUTH_SECRET"] = auth_secret
+    env["CHAINLIT_APP_ROOT"] = str(APP_ROOT)
+    env["KB_DATA_DIR"] = str(settings.resolved_data_dir)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def serve(
+    port: int | None = typer.Option(None, help="Port to listen on (default: KB_PORT or 8000)."),
+    host: str | None = typer.Option(None, help="Interface (default: KB_HOST or 127.0.0.1)."),
+) -> None:
+    """Start the chat web app (Chainlit) with the resolved settings.
+
+    On the embedded default a fresh machine needs nothing else: the database is
+    created and migrated, and an admin account is made (its password is printed once).
+    """
+    settings = load_settings()
+    host = host or settings.host
+    port = port or settings.port
+    rt = open_runtime(settings, require_schema=False)
+    try:
+        ensure_schema(rt)
+        auth_secret = settings.persistent_secret("chainlit_auth", settings.chainlit_auth_secret)
+        password = ensure_admin(rt)
+        if password:
+            console.print(
+                f"Created the admin account [bold]{settings.admin_user}[/] with password "
+                f"[bold]{password}[/]\n  It is shown only this once: change it with "
+                f"`kb users set-password {settings.admin_user}`.",
+                highlight=False,
+            )
+        elif settings.admin_password is not None:
+            console.print(
+                f"Admin account [bold]{settings.admin_user}[/] ready (KB_ADMIN_PASSWORD)."
+            )
+        rt.engine.dispose()  # the app opens its own pool
+        console.print(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
+        command = [
+            sys.executable,
+            "-m",
+            "chainlit",
+            "run",
+            str(APP_MODULE),
+            "--headless",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
+        try:
+            code = subprocess.call(
+                command, env=child_environment(settings, auth_secret=auth_secret)
+            )
+        except KeyboardInterrupt:
+            code = 0
+    finally:
+        rt.close()
+    if code not in (0, -2, 130):
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)

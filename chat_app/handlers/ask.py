@@ -1,0 +1,74 @@
+"""Answering a question: stream the chain's tokens, then attach the cited sources."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+
+import chainlit as cl
+from langchain_core.messages import BaseMessage
+
+from chat_app.handlers.citations import file_links, source_elements, sources_footer
+from chat_app.services import Services
+from db.errors import KbError
+
+__all__ = ["ANSWER_KIND", "answer_question"]
+
+log = logging.getLogger(__name__)
+
+# Marks answer messages in the steps' metadata, so a resumed chat rebuilds its memory
+# from answers only (not from upload reports or command output). The chain labels
+# extractive answers (no LLM) itself.
+ANSWER_KIND = "answer"
+
+
+async def answer_question(
+    question: str,
+    *,
+    services: Services,
+    user_id: uuid.UUID,
+    history: Sequence[BaseMessage] = (),
+    mode: str | None = None,
+    k: int | None = None,
+) -> cl.Message:
+    """Stream the answer into one message and attach its sources; returns the message."""
+    from retrieval.chain import Answer
+
+    msg = cl.Message(content="", metadata={"kind": ANSWER_KIND})
+    answer: Answer | None = None
+    try:
+        chain = await asyncio.to_thread(lambda: services.chain)
+        async for part in chain.astream(question, user_id=user_id, history=history, mode=mode, k=k):
+            if isinstance(part, Answer):
+                answer = part
+            else:
+                await msg.stream_token(part)
+    except KbError as exc:
+        msg.content = f"**I could not answer:** {exc}"
+        msg.metadata = {"kind": "error"}
+        await msg.send()
+        return msg
+    except Exception:
+        log.exception("answering failed")
+        msg.content = (
+            "**Something went wrong while answering.** The details are in the server log; "
+            "please try again."
+        )
+        msg.metadata = {"kind": "error"}
+        await msg.send()
+        return msg
+
+    if answer is not None:
+        if not msg.content.strip():
+            msg.content = answer.text
+        if answer.sources:
+            names = [s.source_id for s in answer.sources if s.source_type == "file" and not s.url]
+            links = await asyncio.to_thread(
+                file_links, services.engine, user_id=user_id, names=names
+            )
+            msg.elements = source_elements(answer.sources, links)  # type: ignore[assignment]
+            msg.content += sources_footer(answer.sources)
+    await msg.send()  # ends the stream (if any), persists the message, sends the elements
+    return msg

@@ -1,0 +1,119 @@
+"""What a chat offers: commands, chat settings, starters, and routing a message."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import chainlit as cl
+from chainlit.input_widget import Select, Slider
+from chainlit.types import CommandDict
+
+from chat_app.settings import Settings
+
+__all__ = [
+    "COMMANDS",
+    "ParsedCommand",
+    "chat_settings",
+    "parse_command",
+    "send_chat_setup",
+    "starters",
+]
+
+COMMANDS: list[CommandDict] = [
+    {
+        "id": "upload",
+        "icon": "upload",
+        "description": "Upload files to your knowledge base",
+        "button": False,
+        "persistent": False,
+        "selected": False,
+    },
+    {
+        "id": "sources",
+        "icon": "library",
+        "description": "List your indexed sources",
+        "button": False,
+        "persistent": False,
+        "selected": False,
+    },
+    {
+        "id": "forget",
+        "icon": "trash-2",
+        "description": "Remove a source: /forget <name>",
+        "button": False,
+        "persistent": False,
+        "selected": False,
+    },
+    {
+        "id": "notion",
+        "icon": "book-open",
+        "description": "Connect or re-sync Notion",
+        "button": False,
+        "persistent": False,
+        "selected": False,
+    },
+]
+_NAMES = {c["id"] for c in COMMANDS}
+_TYPED = re.compile(r"^/(\w+)\b\s*(.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class ParsedCommand:
+    name: str | None  # None: an ordinary question
+    argument: str
+
+
+def parse_command(command: str | None, content: str) -> ParsedCommand:
+    """The command picked in the composer, or typed as `/name args` at the start."""
+    text = (content or "").strip()
+    if command in _NAMES:
+        return ParsedCommand(command, text)
+    match = _TYPED.match(text)
+    if match and match.group(1).lower() in _NAMES:
+        return ParsedCommand(match.group(1).lower(), match.group(2).strip())
+    return ParsedCommand(None, text)
+
+
+def chat_settings(settings: Settings, chosen: dict[str, object] | None = None) -> cl.ChatSettings:
+    chosen = chosen or {}
+    modes = ["hybrid", "vector", "keyword"]
+    mode = str(chosen.get("mode") or settings.retrieval_mode)
+    top_k = chosen.get("top_k") or settings.top_k
+    return cl.ChatSettings(
+        [
+            Select(
+                id="mode",
+                label="Retrieval mode",
+                values=modes,
+                initial_index=modes.index(mode) if mode in modes else 0,
+                description="hybrid = meaning + keywords; vector = meaning; keyword = exact words",
+            ),
+            Slider(
+                id="top_k",
+                label="Passages per answer (top-k)",
+                initial=float(top_k),  # type: ignore[arg-type]
+                min=1,
+                max=20,
+                step=1,
+            ),
+        ]
+    )
+
+
+async def send_chat_setup(settings: Settings, chosen: dict[str, object] | None = None) -> None:
+    """Commands and settings: sent on a new chat and again on a resumed one."""
+    await cl.context.emitter.set_commands(COMMANDS)
+    await chat_settings(settings, chosen).send()
+
+
+def starters() -> list[cl.Starter]:
+    return [
+        cl.Starter(label="What is in my knowledge base?", message="/sources"),
+        cl.Starter(label="Upload files", message="/upload"),
+        cl.Starter(
+            label="Summarise my documents",
+            message="Give me a short overview of the main topics in my documents.",
+        ),
+        cl.Starter(label="Connect Notion", message="/notion"),
+    ]

@@ -1,0 +1,266 @@
+"""Notion in the chat: connect (token asked once, stored encrypted), re-sync, status.
+
+The sync itself belongs to `ingest.notion.service`; this module shows it. The token
+is never echoed or logged: the reply that carried it is removed from the screen and
+from the stored chat history as soon as it is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import chainlit as cl
+import sqlalchemy as sa
+
+from chat_app.handlers.progress import run_with_progress
+from chat_app.services import Services
+from db.errors import KbError
+
+__all__ = [
+    "ACTION_CONNECT",
+    "ACTION_DISCONNECT",
+    "ACTION_STATUS",
+    "ACTION_SYNC",
+    "connect",
+    "disconnect",
+    "format_progress",
+    "format_status",
+    "notion_menu",
+    "resync",
+    "show_status",
+]
+
+log = logging.getLogger(__name__)
+
+ACTION_CONNECT = "notion_connect"
+ACTION_SYNC = "notion_sync"
+ACTION_STATUS = "notion_status"
+ACTION_DISCONNECT = "notion_disconnect"
+TOKEN_TIMEOUT_S = 300
+
+
+def _actions(connected: bool) -> list[cl.Action]:
+    if not connected:
+        return [cl.Action(name=ACTION_CONNECT, payload={}, label="Connect Notion", icon="plug")]
+    return [
+        cl.Action(name=ACTION_SYNC, payload={}, label="Re-sync now", icon="refresh-cw"),
+        cl.Action(name=ACTION_STATUS, payload={}, label="Status", icon="info"),
+        cl.Action(name=ACTION_CONNECT, payload={}, label="Change token", icon="key"),
+        cl.Action(name=ACTION_DISCONNECT, payload={}, label="Disconnect", icon="unplug"),
+    ]
+
+
+def _when(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M UTC") if value.tzinfo else f"{value:%Y-%m-%d %H:%M}"
+    return str(value) if value else "never"
+
+
+def format_status(status: Any) -> str:
+    """A short paragraph about a `NotionStatus` (None = never connected)."""
+    if status is None or not status.connected:
+        text = (
+            "Notion is **not connected**. Create an internal integration at "
+            "notion.so/my-integrations, share your pages with it, then press "
+            "**Connect Notion** and paste its token."
+        )
+        if status is not None and status.pages_indexed:
+            text += f" ({status.pages_indexed} pages from an earlier connection are indexed.)"
+        return text
+    where = f" to *{status.workspace_name}*" if status.workspace_name else ""
+    lines = [f"Notion is **connected**{where}. Pages indexed: **{status.pages_indexed}**."]
+    last = status.last_sync
+    if last is None:
+        lines.append("Not synced yet.")
+    else:
+        lines.append(
+            f"Last sync: {_when(last.finished_at or last.started_at)} — {last.status}: "
+            f"{last.pages_new} new, {last.pages_updated} updated, {last.pages_removed} removed, "
+            f"{last.pages_unchanged} unchanged, {last.pages_failed} errors."
+            + (f" {last.error}" if last.error else "")
+        )
+    return "\n\n".join(lines)
+
+
+def format_progress(event: Any) -> str:
+    """One line for a `SyncProgress` event."""
+    if event.phase == "enumerating":
+        return f"Finding pages shared with the integration… ({event.total} so far)"
+    if event.phase == "removing":
+        return "Removing pages that were deleted or archived in Notion…"
+    if event.phase == "done":
+        return f"Done: {event.done} pages."
+    title = f": {event.title}" if event.title else ""
+    outcome = f" ({event.outcome})" if event.outcome else ""
+    return f"Page {event.done}/{event.total}{title}{outcome}"
+
+
+def _status(services: Services, user_id: uuid.UUID) -> Any:
+    from ingest.notion.service import notion_status
+
+    return notion_status(engine=services.engine, user_id=user_id)
+
+
+async def notion_menu(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+    status = await asyncio.to_thread(_status, services, user_id)
+    msg = cl.Message(
+        content=format_status(status),
+        actions=_actions(status is not None),
+        metadata={"kind": "notion"},
+    )
+    await msg.send()
+    return msg
+
+
+async def show_status(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+    return await notion_menu(services=services, user_id=user_id)
+
+
+async def _scrub_reply(reply_id: str, services: Services) -> None:
+    """Remove the message that carried the token: from the screen now, from the database
+    once Chainlit's background task has written it (it is created concurrently)."""
+    await cl.Message(content="", id=reply_id).remove()
+
+    def delete_row() -> bool:
+        with services.engine.begin() as conn:
+            gone = conn.execute(sa.text("DELETE FROM steps WHERE id = :id"), {"id": reply_id})
+            return bool(gone.rowcount)
+
+    for _ in range(50):
+        if await asyncio.to_thread(delete_row):
+            return
+        await asyncio.sleep(0.1)
+
+
+async def connect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+    """Ask for the integration token, validate it with Notion and store it encrypted."""
+    from ingest.notion.service import connect_notion
+
+    reply = await cl.AskUserMessage(
+        content=(
+            "Paste your Notion **internal integration token** (it starts with `ntn_` or "
+            "`secret_`). It is checked with Notion, stored encrypted, and removed from this chat."
+        ),
+        timeout=TOKEN_TIMEOUT_S,
+    ).send()
+    if not reply:
+        msg = cl.Message(content="No token received; Notion is unchanged.")
+        await msg.send()
+        return msg
+    token = str(reply.get("output") or "").strip()
+    await _scrub_reply(str(reply["id"]), services)
+    try:
+        status = await asyncio.to_thread(
+            lambda: connect_notion(
+                engine=services.engine,
+                user_id=user_id,
+                token=token,
+                secret_key=services.secret_key,
+                base_url=services.settings.notion_base_url,
+            )
+        )
+    except KbError as exc:
+        msg = cl.Message(
+            content=f"**Notion refused the connection:** {exc}",
+            actions=_actions(False),
+            metadata={"kind": "notion"},
+        )
+        await msg.send()
+        return msg
+    msg = cl.Message(
+        content=format_status(status) + "\n\nPress **Re-sync now** to index your pages.",
+        actions=_actions(True),
+        metadata={"kind": "notion"},
+    )
+    await msg.send()
+    return msg
+
+
+def _report_text(report: Any) -> str:
+    counts = (
+        f"**{report.pages_new}** new, **{report.pages_updated}** updated, "
+        f"**{report.pages_removed}** removed, **{report.pages_unchanged}** unchanged, "
+        f"**{report.pages_failed}** errors"
+    )
+    lines = [f"Notion sync {report.status} in {report.seconds:.1f} s: {counts}."]
+    for error in list(report.errors)[:10]:
+        lines.append(f"- {error}")
+    if len(report.errors) > 10:
+        lines.append(f"- …and {len(report.errors) - 10} more")
+    return "\n".join(lines)
+
+
+async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+    """Incremental re-sync with live progress, then the summary."""
+    from ingest.notion.service import sync_notion
+
+    settings = services.settings
+
+    def work(progress: Any) -> Any:
+        return sync_notion(
+            engine=services.engine,
+            embeddings=services.embeddings,
+            user_id=user_id,
+            secret_key=services.secret_key,
+            base_url=settings.notion_base_url,
+            chunk_size=settings.chunk_size,
+            chunk_overlap=settings.chunk_overlap,
+            requests_per_second=settings.notion_requests_per_second,
+            progress=progress,
+        )
+
+    async with cl.Step(name="Syncing Notion", type="tool", show_input=False) as step:
+        step.output = "Listing pages shared with the integration…"
+        await step.update()
+
+        async def show(event: Any) -> None:
+            step.output = format_progress(event)
+            await step.update()
+
+        try:
+            report = await run_with_progress(work, show)
+        except KbError as exc:
+            step.is_error = True
+            step.output = f"Failed: {exc}"
+            msg = cl.Message(
+                content=f"**Notion sync failed:** {exc}",
+                actions=_actions(True),
+                metadata={"kind": "notion"},
+            )
+            await msg.send()
+            return msg
+        except Exception:
+            log.exception("Notion sync failed")
+            step.is_error = True
+            step.output = "Failed (see the server log)."
+            msg = cl.Message(
+                content="**Notion sync failed** unexpectedly; see the server log.",
+                actions=_actions(True),
+                metadata={"kind": "notion"},
+            )
+            await msg.send()
+            return msg
+        step.output = str(report)
+    msg = cl.Message(
+        content=_report_text(report), actions=_actions(True), metadata={"kind": "notion"}
+    )
+    await msg.send()
+    return msg
+
+
+async def disconnect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+    from ingest.notion.service import disconnect_notion
+
+    await asyncio.to_thread(lambda: disconnect_notion(engine=services.engine, user_id=user_id))
+    msg = cl.Message(
+        content="Notion is disconnected: its token and its pages are removed from your "
+        "knowledge base.",
+        actions=_actions(False),
+        metadata={"kind": "notion"},
+    )
+    await msg.send()
+    return msg

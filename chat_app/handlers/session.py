@@ -1,0 +1,70 @@
+"""Per-chat state kept in Chainlit's user session: who is asking, memory, settings."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import chainlit as cl
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+
+from chat_app.auth import user_id_of
+from chat_app.settings import Settings
+
+__all__ = [
+    "HISTORY_KEY",
+    "MAX_HISTORY_MESSAGES",
+    "ChatOptions",
+    "chat_options",
+    "current_user_id",
+    "get_history",
+    "remember_exchange",
+    "set_history",
+]
+
+HISTORY_KEY = "kb_history"
+# The chain only needs recent turns to rewrite a follow-up question.
+MAX_HISTORY_MESSAGES = 20
+MODES = ("hybrid", "vector", "keyword")
+
+
+@dataclass(frozen=True)
+class ChatOptions:
+    mode: str
+    k: int
+
+
+def current_user_id() -> uuid.UUID:
+    return user_id_of(cl.user_session.get("user"))
+
+
+def get_history() -> list[BaseMessage]:
+    """The conversation memory as LangChain messages (stored as JSON-friendly pairs)."""
+    pairs: list[list[str]] = cl.user_session.get(HISTORY_KEY) or []
+    return [HumanMessage(text) if role == "human" else AIMessage(text) for role, text in pairs]
+
+
+def set_history(messages: list[tuple[str, str]]) -> None:
+    """Replace the memory; pairs of ("human"|"ai", text). Plain lists: the session is
+    persisted as JSON in the thread's metadata."""
+    cl.user_session.set(HISTORY_KEY, [list(m) for m in messages[-MAX_HISTORY_MESSAGES:]])
+
+
+def remember_exchange(question: str, answer: str) -> None:
+    pairs: list[list[str]] = cl.user_session.get(HISTORY_KEY) or []
+    pairs = [*pairs, ["human", question], ["ai", answer]]
+    cl.user_session.set(HISTORY_KEY, pairs[-MAX_HISTORY_MESSAGES:])
+
+
+def chat_options(settings: Settings) -> ChatOptions:
+    """The chat's retrieval mode and top-k: the user's choice, else the server default."""
+    chosen: dict[str, Any] = cl.user_session.get("chat_settings") or {}
+    mode = str(chosen.get("mode") or settings.retrieval_mode)
+    if mode not in MODES:
+        mode = settings.retrieval_mode
+    try:
+        k = int(chosen.get("top_k") or settings.top_k)
+    except (TypeError, ValueError):
+        k = settings.top_k
+    return ChatOptions(mode=mode, k=max(1, min(k, 20)))

@@ -1,0 +1,107 @@
+"""`/sources` lists what the user has indexed; `/forget <source>` removes one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import chainlit as cl
+
+from chat_app.services import Services
+from db.chunks import SourceSummary, list_sources
+from db.scoped import user_scope
+
+__all__ = ["find_sources", "forget_source", "list_user_sources", "show_sources"]
+
+_MAX_LISTED = 100
+
+
+def list_user_sources(services: Services, user_id: uuid.UUID) -> list[SourceSummary]:
+    with user_scope(services.engine, user_id) as conn:
+        return list_sources(conn, user_id=user_id)
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _kind(source: SourceSummary) -> str:
+    return "Notion" if source.source_type == "notion" else source.source_type.capitalize()
+
+
+async def show_sources(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+    sources = await asyncio.to_thread(list_user_sources, services, user_id)
+    if not sources:
+        text = (
+            "You have no indexed sources yet. Drop a file into the chat (or use `/upload`), "
+            "or connect Notion with `/notion`."
+        )
+    else:
+        lines = [
+            f"**Your sources** ({len(sources)}, {sum(s.chunks for s in sources)} chunks)",
+            "",
+            "| source | type | chunks | updated |",
+            "|---|---|---|---|",
+        ]
+        for s in sources[:_MAX_LISTED]:
+            name = _escape(s.source_id)
+            title = f" — {_escape(s.title)}" if s.title and s.title != s.source_id else ""
+            if s.source_url:
+                name = f"[{name}]({s.source_url})"
+            lines.append(
+                f"| {name}{title} | {_kind(s)} | {s.chunks} | {s.updated_at:%Y-%m-%d %H:%M} |"
+            )
+        if len(sources) > _MAX_LISTED:
+            lines.append(f"\n…and {len(sources) - _MAX_LISTED} more.")
+        lines.append("\nRemove one with `/forget <source>`.")
+        text = "\n".join(lines)
+    msg = cl.Message(content=text, metadata={"kind": "sources"})
+    await msg.send()
+    return msg
+
+
+def find_sources(sources: list[SourceSummary], query: str) -> list[SourceSummary]:
+    """Exact source id (or title) first; else a unique case-insensitive partial match."""
+    wanted = query.strip().strip("\"'`")
+    exact = [s for s in sources if wanted in (s.source_id, s.title)]
+    if exact:
+        return exact
+    lowered = wanted.lower()
+    return [
+        s
+        for s in sources
+        if lowered in s.source_id.lower() or (s.title and lowered in s.title.lower())
+    ]
+
+
+async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -> cl.Message:
+    from ingest.indexing import delete_source
+
+    if not query.strip():
+        text = "Say which source to forget: `/forget report.pdf` (see `/sources`)."
+    else:
+        sources = await asyncio.to_thread(list_user_sources, services, user_id)
+        matches = find_sources(sources, query)
+        if not matches:
+            text = f"No source matches **{query.strip()}**. `/sources` lists yours."
+        elif len(matches) > 1:
+            names = ", ".join(f"`{s.source_id}`" for s in matches[:10])
+            text = f"**{query.strip()}** matches several sources: {names}. Give the full name."
+        else:
+            source = matches[0]
+            removed = await asyncio.to_thread(
+                delete_source,
+                engine=services.engine,
+                user_id=user_id,
+                source_id=source.source_id,
+                source_type=source.source_type,
+            )
+            text = (
+                f"Forgot **{source.source_id}** ({source.chunks} chunks). "
+                "It will not be used in answers any more."
+            )
+            if removed == 0:
+                text = f"**{source.source_id}** was already gone."
+    msg = cl.Message(content=text, metadata={"kind": "forget"})
+    await msg.send()
+    return msg

@@ -1,0 +1,232 @@
+"""Files dropped in the chat or sent through `/upload`: one visible step per file.
+
+Chainlit keeps uploads in `.files/<session>/` only while the session lives, so
+each file is ingested at once. Ingestion (parse, split, embed, write) is blocking
+work: it runs in a worker thread and reports progress into the file's step. A bad
+file becomes a failed step with its reason; the chat carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import chainlit as cl
+
+from chat_app.handlers.progress import run_with_progress
+from chat_app.services import Services
+from db.errors import KbError
+
+__all__ = ["Upload", "UploadOutcome", "ingest_uploads", "uploads_from_elements"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as Chainlit received it: where it is, what the user called it."""
+
+    path: Path
+    name: str
+    size: int
+    mime: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    name: str
+    status: str  # indexed | updated | unchanged | error | refused
+    chunks: int
+    detail: str
+
+
+def uploads_from_elements(elements: Sequence[Any]) -> list[Upload]:
+    """The files attached to a message (elements with a path on disk)."""
+    uploads = []
+    for element in elements:
+        path = getattr(element, "path", None)
+        if not path:
+            continue
+        p = Path(path)
+        size = getattr(element, "size", None)
+        uploads.append(
+            Upload(
+                path=p,
+                name=element.name or p.name,
+                size=int(size)
+                if isinstance(size, int)
+                else (p.stat().st_size if p.exists() else 0),
+                mime=getattr(element, "mime", None),
+            )
+        )
+    return uploads
+
+
+def _safe_name(name: str) -> str:
+    """The user's file name without directories (it keeps its extension for the loader)."""
+    cleaned = Path(name.replace("\\", "/")).name.strip() or "upload"
+    return cleaned[:200]
+
+
+def _ingest_one(
+    upload: Upload, services: Services, user_id: uuid.UUID
+) -> Callable[[Callable[[Any], None]], Any]:
+    from ingest.files import IngestOptions, ingest_file
+
+    settings = services.settings
+    options = IngestOptions(
+        chunk_size=settings.chunk_size,
+        chunk_overlap=settings.chunk_overlap,
+        max_bytes=settings.max_file_bytes,
+        batch_size=settings.embedding_batch_size,
+    )
+    name = _safe_name(upload.name)
+
+    def work(progress: Callable[[Any], None]) -> Any:
+        embeddings = services.embeddings  # first use loads the model (seconds)
+        # Chainlit stores uploads under a random id; the loader picks the format
+        # from the real name, so the file is linked (or copied) next to that name.
+        with tempfile.TemporaryDirectory(prefix="kb-upload-") as tmp:
+            target = Path(tmp) / name
+            try:
+                target.hardlink_to(upload.path)
+            except OSError:
+                shutil.copyfile(upload.path, target)
+            return ingest_file(
+                target,
+                engine=services.engine,
+                embeddings=embeddings,
+                user_id=user_id,
+                options=options,
+                display_name=name,
+                progress=progress,
+            )
+
+    return work
+
+
+def _describe(result: Any) -> tuple[str, str]:
+    """(status, one line for the step) of an `ingest.files.FileResult`."""
+    if result.status == "error":
+        return "error", f"Failed: {result.error}"
+    if result.status == "unchanged":
+        return (
+            "unchanged",
+            f"Unchanged since the last upload, skipped ({result.chunks} chunks indexed).",
+        )
+    if result.status == "updated":
+        return "updated", (
+            f"Updated: indexed {result.chunks} chunks ({result.added} new, "
+            f"{result.deleted} removed, {result.skipped} unchanged)."
+        )
+    return "indexed", f"Indexed {result.chunks} chunks."
+
+
+async def _ingest_with_step(
+    upload: Upload, services: Services, user_id: uuid.UUID
+) -> UploadOutcome:
+    name = _safe_name(upload.name)
+    limit = services.settings.max_file_bytes
+    async with cl.Step(name=f"Indexing {name}", type="tool", show_input=False) as step:
+        if upload.size > limit:
+            step.is_error = True
+            step.output = (
+                f"Refused: {name} is {upload.size / 2**20:.1f} MB; the limit is "
+                f"{services.settings.max_file_mb:g} MB."
+            )
+            return UploadOutcome(name, "error", 0, step.output)
+
+        step.output = "Parsing…"
+        await step.update()
+
+        async def show(report: Any) -> None:
+            step.output = str(report)
+            await step.update()
+
+        try:
+            result = await run_with_progress(_ingest_one(upload, services, user_id), show)
+        except KbError as exc:
+            step.is_error = True
+            step.output = f"Failed: {exc}"
+            return UploadOutcome(name, "error", 0, step.output)
+        except Exception:
+            log.exception("ingesting an upload failed")
+            step.is_error = True
+            step.output = f"Failed: {name} could not be indexed (see the server log)."
+            return UploadOutcome(name, "error", 0, step.output)
+        status, line = _describe(result)
+        step.is_error = status == "error"
+        step.output = line
+        return UploadOutcome(name, status, int(result.chunks), line)
+
+
+def _summary(outcomes: Sequence[UploadOutcome], refused: Sequence[str], max_files: int) -> str:
+    good = [o for o in outcomes if o.status in ("indexed", "updated")]
+    same = [o for o in outcomes if o.status == "unchanged"]
+    bad = [o for o in outcomes if o.status == "error"]
+    parts = []
+    if good:
+        chunks = sum(o.chunks for o in good)
+        names = ", ".join(f"**{o.name}**" for o in good)
+        parts.append(f"Indexed {names} ({chunks} chunks). You can ask about it now.")
+    if same:
+        parts.append(
+            "Already indexed, unchanged: " + ", ".join(f"**{o.name}**" for o in same) + "."
+        )
+    for o in bad:
+        reason = o.detail.removeprefix("Failed: ").removeprefix("Refused: ")
+        parts.append(f"Could not index **{o.name}**: {reason}")
+    if refused:
+        parts.append(
+            f"Only {max_files} files per upload: not processed: "
+            + ", ".join(f"**{n}**" for n in refused)
+            + ". Send them again in another message."
+        )
+    return "\n\n".join(parts) or "No files received."
+
+
+async def ingest_uploads(
+    uploads: Sequence[Upload], *, services: Services, user_id: uuid.UUID
+) -> list[UploadOutcome]:
+    """Ingest each file in its own step, then post one summary message."""
+    max_files = services.settings.max_files_per_upload
+    accepted, refused = list(uploads[:max_files]), [u.name for u in uploads[max_files:]]
+    outcomes = [await _ingest_with_step(u, services, user_id) for u in accepted]
+    await cl.Message(
+        content=_summary(outcomes, refused, max_files), metadata={"kind": "upload"}
+    ).send()
+    return outcomes
+
+
+def accepted_types() -> dict[str, list[str]]:
+    """What the file picker offers: every extension the loaders read."""
+    from ingest.loaders import SUPPORTED_EXTENSIONS
+
+    return {"application/octet-stream": sorted("." + e.lstrip(".") for e in SUPPORTED_EXTENSIONS)}
+
+
+async def ask_and_ingest(*, services: Services, user_id: uuid.UUID) -> list[UploadOutcome]:
+    """`/upload`: ask for files (limits from the settings), then ingest them."""
+    settings = services.settings
+    files = await cl.AskFileMessage(
+        content=(
+            f"Choose up to {settings.max_files_per_upload} files "
+            f"(max {settings.max_file_mb:g} MB each) to add to your knowledge base."
+        ),
+        accept=accepted_types(),
+        # Chainlit caps these at 100 MB and 10 files.
+        max_size_mb=max(1, min(int(settings.max_file_mb), 100)),
+        max_files=max(1, min(settings.max_files_per_upload, 10)),
+        timeout=600,
+    ).send()
+    if not files:
+        await cl.Message(content="No file received; nothing changed.").send()
+        return []
+    uploads = [Upload(path=Path(f.path), name=f.name, size=f.size, mime=f.type) for f in files]
+    return await ingest_uploads(uploads, services=services, user_id=user_id)
