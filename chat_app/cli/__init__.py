@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from chat_app.cli import db_cmd, setup_cmd, users_cmd
+from chat_app.cli import db_cmd, ingest_cmd, serve_cmd, setup_cmd, sources_cmd, users_cmd
 from chat_app.cli.output import fail
 
 app = typer.Typer(
@@ -21,8 +21,11 @@ app = typer.Typer(
     add_completion=False,
 )
 setup_cmd.register(app)
+serve_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(users_cmd.app, name="users")
+ingest_cmd.register(app)
+app.add_typer(sources_cmd.app, name="sources")
 
 
 def main() -> None:
