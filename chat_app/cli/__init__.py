@@ -10,7 +10,16 @@ import sys
 
 import typer
 
-from chat_app.cli import db_cmd, ingest_cmd, serve_cmd, setup_cmd, sources_cmd, users_cmd
+from chat_app.cli import (
+    ask_cmd,
+    db_cmd,
+    eval_cmd,
+    ingest_cmd,
+    serve_cmd,
+    setup_cmd,
+    sources_cmd,
+    users_cmd,
+)
 from chat_app.cli.output import fail
 
 app = typer.Typer(
@@ -24,6 +33,8 @@ setup_cmd.register(app)
 serve_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(users_cmd.app, name="users")
+ask_cmd.register(app)
+app.add_typer(eval_cmd.app, name="eval")
 ingest_cmd.register(app)
 app.add_typer(sources_cmd.app, name="sources")
 

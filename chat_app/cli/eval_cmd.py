@@ -1,0 +1,122 @@
+"""`kb eval beir DIR`: retrieval quality on a BEIR-format dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from chat_app.cli.context import runtime
+from chat_app.cli.output import console
+from retrieval.evaluation import (
+    QueryVectors,
+    Scores,
+    ensure_indexed,
+    evaluate_mode,
+    load_beir,
+)
+from retrieval.retriever import MODES
+
+app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
+
+
+@contextmanager
+def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+@app.command("beir")
+def beir(
+    directory: Path = typer.Argument(..., help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/."),
+    mode: str = typer.Option("all", help="hybrid, vector, keyword or all."),
+    k: int = typer.Option(100, "--k", help="Passages retrieved per query (Recall@100 needs 100)."),
+    limit_queries: int | None = typer.Option(None, help="Evaluate only the first N queries."),
+    split: str = typer.Option("test", help="Which qrels file to use."),
+    anchors: bool = typer.Option(
+        True, "--anchors/--no-anchors", help="Also measure exact dense search and BM25."
+    ),
+    candidates: int | None = typer.Option(
+        None, help="Hybrid: candidates taken from each side before fusion (default 4k, >= 40)."
+    ),
+) -> None:
+    """Index the dataset once into the user eval:<name>, then score every judged query.
+
+    Prints nDCG@10, Recall@10 and Recall@100 for each mode, next to exact (brute-force)
+    dense search and BM25 measured in the same run.
+    """
+    modes = list(MODES) if mode == "all" else [mode]
+    dataset = load_beir(directory, split=split, limit_queries=limit_queries)
+    console.print(
+        f"[bold]{dataset.name}[/]: {len(dataset.corpus):,} documents, "
+        f"{len(dataset.queries):,} judged queries ({split})."
+    )
+    with runtime() as rt:
+        with _bar("Embedding the corpus") as progress:
+            report = ensure_indexed(
+                engine=rt.engine, embeddings=rt.embeddings, dataset=dataset, progress=progress
+            )
+        if report.embedded:
+            console.print(f"Indexed {report.embedded:,} documents in {report.seconds:.0f} s.")
+        else:
+            console.print("Corpus already indexed (same fingerprint): no embedding work.")
+        embeddings = QueryVectors(rt.embeddings, list(dataset.queries.values()))
+        results: list[Scores] = []
+        for name in modes:
+            with _bar(f"Searching ({name})") as progress:
+                scores, _ = evaluate_mode(
+                    engine=rt.engine,
+                    embeddings=embeddings,
+                    user_id=report.user_id,
+                    dataset=dataset,
+                    mode=name,
+                    k=k,
+                    candidates=candidates,
+                    progress=progress,
+                )
+            results.append(scores)
+        if anchors:
+            from retrieval.eval_anchors import bm25_anchor, exact_dense_anchor
+
+            results.append(
+                exact_dense_anchor(
+                    engine=rt.engine,
+                    embeddings=embeddings,
+                    user_id=report.user_id,
+                    dataset=dataset,
+                    k=k,
+                )
+            )
+            results.append(bm25_anchor(dataset=dataset, k=k))
+    table = Table(
+        "retriever",
+        "nDCG@10",
+        "Recall@10",
+        f"Recall@{min(k, 100)}",
+        "ms/query",
+        title=f"{dataset.name} ({len(dataset.queries)} queries, k={k})",
+    )
+    for s in results:
+        table.add_row(
+            s.name,
+            f"{s.ndcg_10:.4f}",
+            f"{s.recall_10:.4f}",
+            f"{s.recall_100:.4f}",
+            f"{s.ms_per_query:.1f}",
+        )
+    console.print(table)
