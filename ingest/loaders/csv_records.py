@@ -59,7 +59,7 @@ def load_csv(source: SourceFile) -> Extracted:
         raise EmptyFile(f"{name} holds no rows.", file_name=name)
     if not parts:
         raise EmptyFile(f"{name} has a header row but no data rows.", file_name=name)
-    metadata = {"encoding": decoded.encoding, "rows": rows, "columns": header}
+    metadata = {"encoding": decoded.encoding, "rows": rows}
     return Extracted(parts=parts, metadata=metadata)
 
 

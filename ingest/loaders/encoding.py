@@ -7,6 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
+from charset_normalizer.cd import coherence_ratio
 from charset_normalizer.md import mess_ratio
 
 from ingest.errors import UnsupportedFile
@@ -32,6 +33,10 @@ _LATIN_SINGLE_BYTE = {
 }
 # Share of control characters above which "text" is really binary.
 _MAX_CONTROL_SHARE = 0.02
+# Characters examined by the plausibility checks (enough to judge, cheap on big files).
+_SAMPLE = 20000
+# Share of NUL bytes above which the bytes are not tried as UTF-8.
+_MAX_NUL_SHARE = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,9 @@ def decode_text(source: SourceFile, *, declared: str | None = None) -> DecodedTe
             return _checked(source, data.decode(encoding), codecs.lookup(encoding).name)
         except (LookupError, UnicodeDecodeError):
             pass  # a wrong or unknown label: the bytes decide
-    if b"\x00" not in data:
+    # Many NULs mean UTF-16/32 without a BOM (which is also valid UTF-8): let detection
+    # judge. A few stray NULs (or zero padding at the end) do not make a text file binary.
+    if data.rstrip(b"\x00").count(0) <= len(data) * _MAX_NUL_SHARE:
         try:
             return _checked(source, data.decode("utf-8"), "utf-8")
         except UnicodeDecodeError:
@@ -68,27 +75,57 @@ def _detect(source: SourceFile) -> DecodedText:
     best = from_bytes(source.data).best()
     if best is None:
         raise _binary(source)
-    encoding = best.encoding
-    text = str(best)
-    if encoding in _LATIN_SINGLE_BYTE and encoding != "cp1252":
-        # charset-normalizer often names cp1250 for Western text; cp1252 is the far more
-        # common source (Windows/Office exports), so it wins unless it reads as more garbled.
-        try:
-            western = source.data.decode("cp1252")
-        except UnicodeDecodeError:
-            western = None
-        if western is not None and mess_ratio(western, 1.0) <= mess_ratio(text, 1.0):
-            encoding, text = "cp1252", western
+    encoding, text = best.encoding, str(best)
+    if encoding != "cp1252" and (western := _as_western(source.data, encoding, text)):
+        encoding, text = "cp1252", western
     return _checked(source, text, encoding)
 
 
+def _as_western(data: bytes, detected: str, detected_text: str) -> str | None:
+    """The windows-1252 reading when it is at least as plausible as the detected one.
+
+    charset-normalizer often names cp1250 (or, on a few bytes, even an Arabic code page)
+    for Western European text. windows-1252 is by far the commonest legacy encoding
+    (Windows and Office exports), so it wins when it reads as no more garbled than a
+    Latin-script rival, or, against another script, when its accented letters are a
+    minority of the letters (Cyrillic or Greek read as windows-1252 is all accents).
+    """
+    if len(detected_text) != len(data):
+        return None  # a multi-byte detection (UTF-16, Shift-JIS...) is never second-guessed
+    try:
+        western = data.decode("cp1252")
+    except UnicodeDecodeError:
+        return None
+    if detected in _LATIN_SINGLE_BYTE:
+        ours, theirs = western[:_SAMPLE], detected_text[:_SAMPLE]
+        mess_ours, mess_theirs = mess_ratio(ours, 1.0), mess_ratio(theirs, 1.0)
+        if mess_ours != mess_theirs:
+            return western if mess_ours < mess_theirs else None
+        # Equally clean: the reading that looks more like a real language wins (Turkish
+        # keeps cp1254), and windows-1252 wins a full tie.
+        return western if _coherence(ours) >= _coherence(theirs) else None
+    letters = [ch for ch in western if ch.isalpha()]
+    accented = [ch for ch in letters if not ch.isascii()]
+    if letters and len(accented) <= len(letters) * 0.5 and all(
+        "LATIN" in unicodedata.name(ch, "") for ch in accented
+    ):
+        return western
+    return None
+
+
+def _coherence(text: str) -> float:
+    ratios = coherence_ratio(text)
+    return ratios[0][1] if ratios else 0.0
+
+
 def _checked(source: SourceFile, text: str, encoding: str) -> DecodedText:
-    sample = text[:20000]
+    sample = text[:_SAMPLE]
     if sample:
         controls = sum(
             1
             for ch in sample
-            if ch not in "\t\n\r\f" and unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn")
+            if ch not in "\x00\t\n\r\f"
+            and unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn")
         )
         if controls / len(sample) > _MAX_CONTROL_SHARE:
             raise _binary(source)
@@ -97,7 +134,7 @@ def _checked(source: SourceFile, text: str, encoding: str) -> DecodedText:
 
 def _binary(source: SourceFile) -> UnsupportedFile:
     return UnsupportedFile(
-        f"{source.name} looks binary, not like {source.extension or 'text'} text.",
+        f"{source.name} looks like binary data, not text.",
         file_name=source.name,
         hint="Upload documents in their own format (PDF, DOCX...) and text files as "
         "text (UTF-8, UTF-16, Windows-1252...).",

@@ -26,9 +26,9 @@ _DROP_TAGS = ["script", "style", "noscript", "template", "svg", "canvas", "ifram
 _DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu",
                "menubar", "toolbar", "dialog", "alert"}
 _BOILERPLATE = {"navbox", "vertical-navbox", "navigation", "breadcrumb", "breadcrumbs",
-                "sidebar", "mw-editsection", "mw-jump-link", "noprint", "printfooter",
-                "catlinks", "toc", "mw-navigation", "skip-link", "cookie-banner",
-                "cookie-consent", "share-buttons", "advertisement"}
+                "sidebar", "mw-editsection", "mw-jump", "mw-jump-link", "jump-to-nav",
+                "noprint", "printfooter", "catlinks", "toc", "mw-navigation", "skip-link",
+                "cookie-banner", "cookie-consent", "share-buttons", "advertisement"}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
 _BLOCKS = {"p", "div", "section", "article", "main", "header", "ul", "ol", "dl", "dt", "dd",
            "table", "thead", "tbody", "tfoot", "blockquote", "figure", "figcaption",
@@ -125,12 +125,11 @@ def _render(node: Tag, *, preformatted: bool) -> Iterator[str]:
         elif name == "li":
             yield "\n- "
             yield from _render(child, preformatted=preformatted)
-            yield "\n"
         elif name == "tr":
             cells = [one_line("".join(_render(cell, preformatted=False)))
                      for cell in child.find_all(["td", "th"], recursive=False)]
             if any(cells):
-                yield "\n" + " | ".join(cells) + "\n"
+                yield "\n" + " | ".join(cells)
         elif name in _BLOCKS:
             yield "\n\n"
             yield from _render(child, preformatted=preformatted)

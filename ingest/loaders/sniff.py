@@ -19,6 +19,8 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # Password-protected .docx/.xlsx are OLE containers holding a stream of this name.
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 _HTML_STARTS = ("<!doctype html", "<html", "<head", "<body", "<meta", "<title")
+# Kinds some loader reads, so a rename is all the user needs to do.
+_LOADABLE_KINDS = {"pdf", "docx", "html", "text"}
 _ZIP_KINDS = (
     ("word/document.xml", "docx", "a Word document (DOCX)", ".docx"),
     ("xl/workbook.xml", "xlsx", "an Excel workbook (XLSX)", ".xlsx"),
@@ -52,7 +54,9 @@ def sniff(data: bytes) -> Sniffed:
         return Sniffed("text", "plain text", ".txt")
     guess = filetype.guess(data)
     if guess is not None:
-        return Sniffed("binary", f"{guess.mime} data", f".{guess.extension}")
+        return Sniffed(
+            "binary", f"a {guess.extension.upper()} file ({guess.mime})", f".{guess.extension}"
+        )
     return Sniffed("unknown", "unrecognised binary data")
 
 
@@ -89,12 +93,21 @@ def check_content(source: SourceFile, fmt: str) -> Sniffed:
             f"{name} is not a valid {fmt.upper()}: its bytes match no known format.",
             file_name=name,
         )
-    rename = f" with the extension {found.extension}" if found.extension else ""
+    if found.kind in _LOADABLE_KINDS and found.extension:
+        hint = f"Rename it to {_renamed(name, found.extension)} and upload it again."
+    else:
+        hint = "Convert it to a supported type (PDF, DOCX, HTML, Markdown, text, CSV, JSON) " \
+            "and upload that."
     raise UnsupportedFile(
         f"{name} is not {expected}: its content is {found.description}.",
         file_name=name,
-        hint=f"Save it{rename} in a supported format and upload it again.",
+        hint=hint,
     )
+
+
+def _renamed(name: str, extension: str) -> str:
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return stem + extension
 
 
 def _sniff_zip(data: bytes) -> Sniffed:

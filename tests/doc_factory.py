@@ -1,0 +1,186 @@
+"""Writes real documents at test time: PDFs (fpdf2, pypdf), DOCX (python-docx), text files.
+
+Each writer takes the target path, writes the file and returns the path, so a test
+reads as `load_file(write_pdf(tmp_path / "report.pdf", [...]))`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import docx
+from docx.shared import Inches
+from fpdf import FPDF
+from PIL import Image, ImageDraw
+from pypdf import PdfReader, PdfWriter
+from pypdf.constants import UserAccessPermissions
+
+
+def pdf_bytes(pages: Sequence[str | None], *, title: str | None = None) -> bytes:
+    """A PDF with one page per string (core font, so Latin-1 text only); None gives a
+    page holding only a picture."""
+    pdf = FPDF()
+    if title:
+        pdf.set_title(title)
+    for text in pages:
+        pdf.add_page()
+        if text is None:
+            pdf.image(_picture("NO TEXT LAYER"), x=10, y=10, w=180)
+        else:
+            pdf.set_font("Helvetica", size=12)
+            pdf.multi_cell(0, 8, text)
+    return bytes(pdf.output())
+
+
+def write_pdf(path: Path, pages: Sequence[str | None], *, title: str | None = None) -> Path:
+    path.write_bytes(pdf_bytes(pages, title=title))
+    return path
+
+
+def write_encrypted_pdf(
+    path: Path, pages: Sequence[str], *, user_password: str, owner_password: str = "owner-pw"
+) -> Path:
+    """Encrypted with AES-256; an empty `user_password` gives an owner-only PDF that any
+    viewer opens without asking (printing allowed, copying not)."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(pages))))
+    writer.encrypt(
+        user_password=user_password,
+        owner_password=owner_password,
+        algorithm="AES-256",
+        permissions_flag=UserAccessPermissions.PRINT,
+    )
+    with path.open("wb") as handle:
+        writer.write(handle)
+    return path
+
+
+def write_image_only_pdf(path: Path, *, pages: int = 1) -> Path:
+    """A "scan": each page is one picture with drawn letters and no text layer."""
+    path.write_bytes(pdf_bytes([None] * pages))
+    return path
+
+
+def _picture(caption: str) -> Image.Image:
+    image = Image.new("L", (400, 300), color=255)
+    ImageDraw.Draw(image).text((40, 140), caption, fill=0)
+    return image
+
+
+def write_truncated(path: Path, data: bytes, *, keep: float = 0.4) -> Path:
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def write_docx(path: Path, *, title: str | None = "Field Guide") -> Path:
+    """Headings, body text, a bulleted item, a plain table, a nested table, merged cells."""
+    document = docx.Document()
+    if title:
+        document.core_properties.title = title
+    document.add_heading("Setup", level=1)
+    document.add_paragraph("Install the pump before the first frost.")
+    document.add_heading("Tools", level=2)
+    document.add_paragraph("A torque wrench set to 40 Nm.", style="List Bullet")
+
+    table = document.add_table(rows=3, cols=2)
+    for row, values in zip(table.rows, [("Part", "Stock"), ("Valve", "12"), ("Gasket", "7")],
+                           strict=True):
+        for cell, value in zip(row.cells, values, strict=True):
+            cell.text = value
+
+    outer = document.add_table(rows=1, cols=2)
+    outer.cell(0, 0).text = "Spare kit"
+    nested = outer.cell(0, 1).add_table(rows=2, cols=2)
+    for (r, c), value in {(0, 0): "bolt", (0, 1): "M8", (1, 0): "nut", (1, 1): "M10"}.items():
+        nested.cell(r, c).text = value
+
+    merged = document.add_table(rows=2, cols=3)
+    merged.cell(0, 0).merge(merged.cell(0, 2)).text = "Quarterly totals"
+    for cell, value in zip(merged.rows[1].cells, ("Q1", "Q2", "Q3"), strict=True):
+        cell.text = value
+    document.add_paragraph("Closing remark after the tables.")
+    document.save(str(path))
+    return path
+
+
+def write_images_only_docx(path: Path, *, images: int = 2) -> Path:
+    document = docx.Document()
+    for index in range(images):
+        buffer = io.BytesIO()
+        Image.new("RGB", (60, 40), color=(index * 80, 90, 160)).save(buffer, "PNG")
+        buffer.seek(0)
+        document.add_picture(buffer, width=Inches(1))
+    document.save(str(path))
+    return path
+
+
+def write_html(path: Path, *, encoding: str = "cp1252", declare: bool = True) -> Path:
+    """A page with chrome (nav, footer, script, style) around an article using €, é, ñ."""
+    meta = f'<meta charset="{encoding}">' if declare else ""
+    page = f"""<!DOCTYPE html>
+<html><head>{meta}<title>Café prices – 2024</title>
+<style>body {{ color: red; }} .secret-css {{ display: block; }}</style>
+<script>var trackingCode = "do-not-index";</script></head>
+<body>
+<nav><a href="/">Home</a> <a href="/menu">Menu navigation link</a></nav>
+<main>
+<h1>Our café</h1>
+<p>A café au lait costs 3,50 € and the niño menu costs 5 €.</p>
+<h2>Opening hours</h2>
+<ul><li>Monday to Friday</li><li>Saturday mornings</li></ul>
+<table><tr><th>Dish</th><th>Price</th></tr><tr><td>Crêpe</td><td>4 €</td></tr></table>
+<div style="display:none">Hidden promotional text</div>
+</main>
+<footer>Copyright footer text</footer>
+<script>console.log("second script")</script>
+</body></html>
+"""
+    path.write_bytes(page.encode(encoding))
+    return path
+
+
+def write_text(path: Path, text: str, *, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def write_csv(path: Path, rows: int = 60, *, delimiter: str = ",") -> Path:
+    lines = [delimiter.join(["city", "name", "visitors"])]
+    for number in range(1, rows + 1):
+        lines.append(delimiter.join([f"City{number}", f'"Dr. Savage, No. {number}"',
+                                     str(number * 10)]))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def ole_bytes(*, encrypted: bool) -> bytes:
+    """The start of an OLE compound file, the container of .doc files and of password-
+    protected .docx files (which hold an "EncryptedPackage" stream)."""
+    body = bytearray(4096)
+    if encrypted:
+        marker = "EncryptedPackage".encode("utf-16-le")
+        body[1024 : 1024 + len(marker)] = marker
+    return b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(body)
+
+
+def zip_bytes(members: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), color=(200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
