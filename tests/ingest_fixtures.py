@@ -40,7 +40,10 @@ class FailingEmbeddings(HashEmbeddings):
 
 def chunk_snapshot(engine: Engine, user_id: uuid.UUID | None = None) -> list[tuple[Any, ...]]:
     """Every chunk row (as the table owner, i.e. past row-level security), sorted."""
-    query = "SELECT user_id, source_type, source_id, chunk_index, chunk_id, text FROM document_chunks"
+    query = (
+        "SELECT user_id, source_type, source_id, chunk_index, chunk_id, text "
+        "FROM document_chunks"
+    )
     params: dict[str, Any] = {}
     if user_id is not None:
         query += " WHERE user_id = :u"

@@ -161,7 +161,8 @@ def test_user_b_ingesting_the_same_file_never_touches_user_a(
     index_source(engine=engine, embeddings=fake_embeddings, user_id=alice.id,
                  source_type="file", source_id="camelids.txt",
                  documents=file_documents("camelids.txt", *V1))
-    alice_chunks, alice_records = chunk_snapshot(engine, alice.id), record_snapshot(engine, alice.id)
+    alice_chunks = chunk_snapshot(engine, alice.id)
+    alice_records = record_snapshot(engine, alice.id)
 
     first = index_source(engine=engine, embeddings=fake_embeddings, user_id=bob.id,
                          source_type="file", source_id="camelids.txt",

@@ -88,7 +88,8 @@ def test_markdown_files_get_heading_paths(
     tmp_path: Path, engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
 ) -> None:
     alice = make_user("alice")
-    path = _write(tmp_path / "guide.md", "# Setup\n\nRead me.\n\n## Install\n\nRun the installer.\n")
+    guide = "# Setup\n\nRead me.\n\n## Install\n\nRun the installer.\n"
+    path = _write(tmp_path / "guide.md", guide)
     ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
     with engine.connect() as conn:
         headings = conn.exec_driver_sql(
@@ -165,7 +166,8 @@ def test_same_file_for_two_users_is_indexed_separately(
     alice, bob = make_user("alice"), make_user("bob")
     path = _write(tmp_path / "notes.txt", NOTES)
     ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
-    alice_chunks, alice_records = chunk_snapshot(engine, alice.id), record_snapshot(engine, alice.id)
+    alice_chunks = chunk_snapshot(engine, alice.id)
+    alice_records = record_snapshot(engine, alice.id)
 
     bob_first = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=bob.id,
                             options=OPTIONS)

@@ -80,7 +80,8 @@ def test_chunk_index_counts_per_source_across_pages() -> None:
     report = [c for c in chunks if c.metadata["source_id"] == "report.pdf"]
     assert [c.metadata["chunk_index"] for c in report] == list(range(len(report)))
     assert {c.metadata["page"] for c in report} == {1, 2}
-    assert [c.metadata["chunk_index"] for c in chunks if c.metadata["source_id"] == "other.txt"] == [0]
+    other = [c for c in chunks if c.metadata["source_id"] == "other.txt"]
+    assert [c.metadata["chunk_index"] for c in other] == [0]
 
 
 def test_metadata_is_kept_and_not_shared_between_chunks() -> None:

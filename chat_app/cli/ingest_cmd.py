@@ -59,6 +59,7 @@ def ingest(
                         )
                     )
                     progress.advance(task)
+                progress.update(task, description="Done")
     _print_summary(results)
     failed = [r for r in results if r.status == "error"]
     for result in failed:
@@ -68,12 +69,17 @@ def ingest(
 
 
 def _print_summary(results: list[FileResult]) -> None:
-    table = Table("file", "status", "chunks", "added", "deleted", "error", title="Ingest summary")
+    table = Table(title="Ingest summary")
+    table.add_column("file", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for number in ("chunks", "added", "deleted"):
+        table.add_column(number, justify="right", no_wrap=True)
+    table.add_column("error")
     for r in results:
         style = _STATUS_STYLE[r.status]
         table.add_row(
             r.source_id, f"[{style}]{r.status}[/]", str(r.chunks), str(r.added), str(r.deleted),
-            r.error or "",
+            _short(r.error),
         )
     console.print(table)
     counts = {s: sum(r.status == s for r in results) for s in _STATUS_STYLE}
@@ -82,6 +88,13 @@ def _print_summary(results: list[FileResult]) -> None:
         + f" ({len(results)} files)",
         highlight=False,
     )
+
+
+def _short(error: str | None, width: int = 32) -> str:
+    # The table keeps one line per file; the full error lines follow the table.
+    if not error:
+        return ""
+    return error if len(error) <= width else error[: width - 1].rstrip() + "…"
 
 
 def register(app: typer.Typer) -> None:
