@@ -108,7 +108,8 @@ async def on_message(message: cl.Message) -> None:
         await forget_source(parsed.argument, services=services, user_id=user_id)
     elif parsed.name == "notion":
         await notion.notion_menu(services=services, user_id=user_id)
-    elif parsed.argument:
+    elif parsed.argument and (not uploads or parsed.argument.rstrip().endswith("?")):
+        # With files attached, only a question gets an answer ("here is my report" does not).
         options = chat_options(services.settings)
         reply = await answer_question(
             parsed.argument,

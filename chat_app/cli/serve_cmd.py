@@ -27,10 +27,42 @@ from db.migrate import check_schema
 from db.models import User
 from db.users import add_user
 
-__all__ = ["APP_MODULE", "APP_ROOT", "child_environment", "ensure_admin", "register", "serve"]
+__all__ = [
+    "APP_MODULE",
+    "child_environment",
+    "ensure_admin",
+    "ensure_schema",
+    "prepare_app_root",
+    "register",
+    "serve",
+]
 
-APP_ROOT = Path(__file__).resolve().parents[2]
-APP_MODULE = APP_ROOT / "chat_app" / "app.py"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+APP_MODULE = PROJECT_ROOT / "chat_app" / "app.py"
+# What Chainlit reads from its app root, kept in the project (committed).
+APP_ROOT_LINKS = {
+    ".chainlit": PROJECT_ROOT / ".chainlit",
+    "chainlit.md": PROJECT_ROOT / "chainlit.md",
+    "public": PROJECT_ROOT / "chat_app" / "public",
+}
+
+
+def prepare_app_root(settings: Settings) -> Path:
+    """Chainlit's app root for this data directory: links to the project's config,
+    welcome page and assets, plus the instance's own `.files/` (uploads in flight).
+
+    One root per data directory because Chainlit deletes `<root>/.files` when it
+    stops: two servers sharing a root would delete each other's uploads.
+    """
+    root = settings.resolved_data_dir / "chainlit"
+    root.mkdir(parents=True, exist_ok=True)
+    for name, target in APP_ROOT_LINKS.items():
+        link = root / name
+        if link.is_symlink() and link.resolve() != target.resolve():
+            link.unlink()
+        if target.exists() and not link.exists():
+            link.symlink_to(target, target_is_directory=target.is_dir())
+    return root
 
 
 def ensure_schema(rt: Runtime) -> None:
@@ -81,7 +113,7 @@ def child_environment(settings: Settings, *, auth_secret: str) -> dict[str, str]
     for name in ("CI", "DEBUG"):
         env.pop(name, None)
     env["CHAINLIT_AUTH_SECRET"] = auth_secret
-    env["CHAINLIT_APP_ROOT"] = str(APP_ROOT)
+    env["CHAINLIT_APP_ROOT"] = str(prepare_app_root(settings))
     env["KB_DATA_DIR"] = str(settings.resolved_data_dir)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

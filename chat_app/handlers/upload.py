@@ -204,11 +204,40 @@ async def ingest_uploads(
     return outcomes
 
 
+# Chainlit checks an upload's MIME type against the keys, then its name against the
+# extensions; browsers label the same file differently (.md: text/markdown, text/plain
+# or application/octet-stream), so every text-ish type lists every extension it may carry.
+_TEXT_EXTENSIONS = [
+    ".txt",
+    ".text",
+    ".md",
+    ".markdown",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".html",
+    ".htm",
+    ".xhtml",
+]
+
+
 def accepted_types() -> dict[str, list[str]]:
-    """What the file picker offers: every extension the loaders read."""
+    """MIME type -> extensions the loaders read (`/upload` and `.chainlit/config.toml`)."""
     from ingest.loaders import SUPPORTED_EXTENSIONS
 
-    return {"application/octet-stream": sorted("." + e.lstrip(".") for e in SUPPORTED_EXTENSIONS)}
+    every = sorted("." + e.lstrip(".") for e in SUPPORTED_EXTENSIONS)
+    text = [e for e in _TEXT_EXTENSIONS if e in every]
+    return {
+        "application/pdf": [".pdf"],
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document": [".docx"],
+        "text/*": text,
+        "application/json": [e for e in (".json", ".jsonl", ".ndjson") if e in every],
+        "application/x-ndjson": [e for e in (".jsonl", ".ndjson") if e in every],
+        "application/xhtml+xml": [e for e in (".xhtml", ".html", ".htm") if e in every],
+        "application/octet-stream": every,
+    }
 
 
 async def ask_and_ingest(*, services: Services, user_id: uuid.UUID) -> list[UploadOutcome]:
