@@ -1,0 +1,176 @@
+"""load_file over the real documents in ../shared/docs (skipped when the folder is absent).
+
+EXPECTED is our contract for each file, written from the folder's MANIFEST.md: either it
+ingests (with some text we know it holds) or it is refused with a given error class.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+from langchain_core.documents import Document
+
+from ingest.errors import (
+    CorruptFile,
+    EmptyFile,
+    EncryptedFile,
+    IngestError,
+    NoExtractableText,
+    UnsupportedFile,
+)
+from ingest.loaders import load_file
+
+DOCS = Path(__file__).resolve().parents[2] / "shared" / "docs"
+
+if not DOCS.is_dir():
+    pytest.skip(f"{DOCS} is absent", allow_module_level=True)
+
+
+@dataclass(frozen=True)
+class Ingests:
+    """The file loads: at least `min_chars` of text holding each of `contains`."""
+
+    min_chars: int
+    contains: tuple[str, ...] = ()
+    lacks: tuple[str, ...] = ()
+    documents: int | None = None
+    title: str | None = None
+
+
+EXPECTED: dict[str, Ingests | type[IngestError]] = {
+    "federal-register-2020-17221.pdf": Ingests(
+        55_000, ("Boeing", "Airworthiness Directives"), documents=15
+    ),
+    "geotopo-lecture-notes-de-117p.pdf": Ingests(
+        120_000, ("Topologische Räume", "Ein topologischer Raum ist ein Paar"),
+        documents=117, title="Geometrie und Topologie",
+    ),
+    "pdflatex-4-pages.pdf": Ingests(10_000, documents=4),
+    "scotus-transcript-p1.pdf": Ingests(500, ("MIRZAYANCE",), documents=1),
+    "libreoffice-writer-password.pdf": EncryptedFile,
+    # Rule: an empty user password opens it in any viewer, so it is ingested.
+    "federal-register-encrypted-owner-password-only.pdf": Ingests(
+        55_000, ("Boeing",), documents=15
+    ),
+    "federal-register-p1-2-scanned-image-only.pdf": NoExtractableText,
+    "grayscale-image-only-no-text.pdf": NoExtractableText,
+    "federal-register-truncated-40pct.pdf": CorruptFile,
+    "empty-0-bytes.pdf": EmptyFile,
+    "not-really-a-pdf.pdf": UnsupportedFile,
+    "doj-chapter13-trustee-handbook.docx": Ingests(
+        700_000, ("# CHAPTER 1", "Standing Trustees"), documents=1
+    ),
+    "docx-tables-nested-merged.docx": Ingests(
+        100, ("Header Col 1 | Header Col 2", "Lorem ipsum | A link example",
+              "d | [e, f; g&t, h] | i"),
+    ),
+    "docx-images-only-no-text.docx": NoExtractableText,
+    "wikipedia-mozilla.html": Ingests(
+        20_000, ("Mozilla is a free-software community", "## History"),
+        lacks=("mw.config", "RLQ", "Random article", "Privacy policy", "Jump to"),
+        title="Mozilla - Wikipedia",
+    ),
+    "fake-html-cp1252.html": Ingests(
+        500, ("15,50 €", "El niño comió paella con ñoquis", "O João", "Kvinnan åt köttbullar"),
+        lacks=("Ã", "\ufffd"), title="My First Heading",
+    ),
+    "pdfplumber-README.md": Ingests(30_000, ("```", "## Table of Contents"), title="pdfplumber"),
+    "umlauts-latin1.md": Ingests(10, ("können", "äöüß"), title="können"),
+    "seattle-weather.csv": Ingests(
+        100_000, ("date: 2012-02-13; precipitation: 11.4; temp_max: 7.2; temp_min: 4.4; "
+                  "wind: 1.4; weather: rain",),
+    ),
+    "airports.csv": Ingests(
+        200_000, ("iata: 53A; name: Dr. C.P. Savage, Sr.; city: Montezuma; state: GA",)
+    ),
+    "federal-register-p1-3-cp1252.txt": Ingests(
+        20_000, ("Federal Register", "Boeing", "’", "—"), lacks=("\x92", "â€", "\ufffd")
+    ),
+    "fake-text-utf-16-bom.txt": Ingests(100, ("This is a test document to use for unit tests",)),
+}
+
+
+@cache
+def loaded(name: str) -> list[Document]:
+    return load_file(DOCS / name)
+
+
+def whitespace_free(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def test_every_document_in_the_folder_has_an_expectation() -> None:
+    present = {p.name for p in DOCS.iterdir() if p.name not in ("MANIFEST.md", "qa.jsonl")}
+
+    assert present == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_document_meets_its_expected_outcome(name: str) -> None:
+    expected = EXPECTED[name]
+    if not isinstance(expected, Ingests):
+        with pytest.raises(IngestError) as caught:
+            load_file(DOCS / name)
+        assert type(caught.value) is expected
+        assert caught.value.message.startswith(f"{name} ")
+        assert caught.value.hint
+        return
+
+    documents = loaded(name)
+    text = "\n".join(d.page_content for d in documents)
+    assert len(text) >= expected.min_chars
+    for needle in expected.contains:
+        assert needle in text, needle
+    for needle in expected.lacks:
+        assert needle not in text, needle
+    if expected.documents is not None:
+        assert len(documents) == expected.documents
+    assert documents[0].metadata["title"] == (expected.title or name)
+    for document in documents:
+        assert document.page_content.strip()
+        assert document.metadata["source_id"] == name
+        assert len(document.metadata["file_hash"]) == 64
+
+
+def test_pdf_pages_are_numbered_from_one_in_order() -> None:
+    pages = [d.metadata["page"] for d in loaded("federal-register-2020-17221.pdf")]
+
+    assert pages == list(range(1, 16))
+
+
+def test_owner_password_pdf_reads_exactly_like_its_unencrypted_original() -> None:
+    original = loaded("federal-register-2020-17221.pdf")
+    encrypted = loaded("federal-register-encrypted-owner-password-only.pdf")
+
+    assert [d.page_content for d in encrypted] == [d.page_content for d in original]
+
+
+def qa_items() -> list[dict[str, object]]:
+    path = DOCS / "qa.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("item", qa_items(), ids=lambda item: str(item["id"]))
+def test_qa_passage_is_in_the_loaded_text_at_its_location(item: dict[str, object]) -> None:
+    documents = loaded(str(item["doc"]))
+    location = item["location"]
+    assert isinstance(location, dict)
+    passage = str(item["passage"])
+    if "line" in location:
+        # CSV: the raw line is turned into a record; the group covering that line holds it.
+        line = int(location["line"])
+        (group,) = [d for d in documents
+                    if d.metadata["line_start"] <= line <= d.metadata["line_end"]]
+        assert all(f": {value}" in group.page_content for value in passage.split(","))
+        return
+    if "page" in location:
+        documents = [d for d in documents if d.metadata["page"] == location["page"]]
+    haystack = whitespace_free("\n".join(d.page_content for d in documents))
+    assert whitespace_free(passage) in haystack
