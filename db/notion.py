@@ -32,6 +32,7 @@ __all__ = [
     "load_pages",
     "save_connection",
     "save_page",
+    "save_placeholders",
     "set_parent",
     "start_sync",
 ]
@@ -146,6 +147,21 @@ def save_page(
         set_={**{k: stmt.excluded[k] for k in values}, "synced_at": sa.func.now()},
     )
     connection.execute(stmt)
+
+
+def save_placeholders(
+    connection: Connection, *, user_id: uuid.UUID, parent_id: str, kind: str,
+    object_ids: Iterable[str],
+) -> None:
+    """Record children found in a page as 'pending' unless already recorded.
+
+    A run that stops before reaching them still leaves them findable from their
+    parent next time, even when the parent itself is then unchanged.
+    """
+    rows = [{"user_id": user_id, "page_id": i, "kind": kind, "parent_id": parent_id,
+             "status": "pending", "chunk_count": 0} for i in object_ids]
+    if rows:
+        connection.execute(pg_insert(_pages).values(rows).on_conflict_do_nothing())
 
 
 def set_parent(

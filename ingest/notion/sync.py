@@ -148,6 +148,11 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
                 parent_id=parent, last_edited_time=edited, chunk_count=len(chunks),
                 status="indexed",
             )
+            repo.save_placeholders(conn, user_id=run.user_id, parent_id=page_id, kind="page",
+                                   object_ids=(i for i, _ in rendered.child_pages))
+            repo.save_placeholders(conn, user_id=run.user_id, parent_id=page_id,
+                                   kind="database",
+                                   object_ids=(i for i, _ in rendered.child_databases))
     except NotionAuthError:
         raise
     except Exception as error:
@@ -212,7 +217,8 @@ def _record_structure(run: _Run, outcome: WalkOutcome) -> None:
         for database_id, parent in outcome.databases.items():
             parent = outcome.parent_of.get(database_id, parent)
             stored = run.states.get(database_id)
-            if stored and stored.kind == "database" and stored.parent_id == parent:
+            if (stored and stored.kind == "database" and stored.parent_id == parent
+                    and stored.status == "indexed"):
                 continue
             repo.save_page(
                 conn, user_id=run.user_id, page_id=database_id, kind="database",
@@ -255,8 +261,9 @@ def _remove_unseen(run: _Run, outcome: WalkOutcome) -> None:
         if state.kind == "page":
             delete_source(engine=run.engine, user_id=run.user_id, source_id=page_id,
                           source_type=SOURCE_TYPE)
-            run.report.pages_removed += 1
-            run.emit("removing", state.title, "removed")
+            if state.status != "pending":  # a placeholder never held content
+                run.report.pages_removed += 1
+                run.emit("removing", state.title, "removed")
         with user_scope(run.engine, run.user_id) as conn:
             repo.delete_pages(conn, user_id=run.user_id, page_ids=[page_id])
 
