@@ -54,7 +54,9 @@ class TcpServer:
 
 
 def _run(command: list[str]) -> None:
-    subprocess.run(command, check=True, capture_output=True, user=_RUN_AS)
+    result = subprocess.run(command, capture_output=True, text=True, user=_RUN_AS, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed: {result.stderr.strip() or result.stdout.strip()}")
 
 
 def start_tcp_server(root: Path, *, password: str, bin_dir: Path | None = None) -> TcpServer:
