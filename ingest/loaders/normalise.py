@@ -7,11 +7,10 @@ import unicodedata
 
 # PDF fonts often map ligatures to single code points; "ﬁle" would then never match "file"
 # in full-text search, so spell them out.
-_LIGATURES = str.maketrans(
-    {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
-)
+_LIGATURES = {"ﬀ": "ff", "ﬁ": "fi", "ﬂ": "fl", "ﬃ": "ffi", "ﬄ": "ffl", "ﬅ": "st", "ﬆ": "st"}
+_LIGATURE = re.compile("|".join(_LIGATURES))
 # Invisible characters that only get in the way of search and splitting.
-_DROPPED = dict.fromkeys(map(ord, "\x00\u00ad\u200b\u200c\u200d\u2060\ufeff"))
+_DROPPED = re.compile("[\x00\u00ad\u200b\u200c\u200d\u2060\ufeff]")
 # Controls other than tab/newline (form feeds become line breaks first).
 _CONTROL = re.compile(r"[\x01-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _HORIZONTAL = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
@@ -26,7 +25,8 @@ def normalise_text(text: str, *, keep_indentation: bool = False) -> str:
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
-    text = unicodedata.normalize("NFC", text.translate(_DROPPED).translate(_LIGATURES))
+    text = _LIGATURE.sub(lambda match: _LIGATURES[match.group()], _DROPPED.sub("", text))
+    text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
     lines = []
     for line in text.split("\n"):

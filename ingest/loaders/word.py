@@ -12,10 +12,12 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import docx
 from docx.document import Document as DocxDocument
+from docx.enum.style import WD_STYLE_TYPE
 from docx.opc.exceptions import PackageNotFoundError
 from docx.oxml.ns import qn
 from docx.table import Table, _Cell
@@ -35,8 +37,9 @@ def load_docx(source: SourceFile) -> Extracted:
     name = source.name
     try:
         document = docx.Document(io.BytesIO(source.data))
-        lines = list(_render_body(document))
-        title = _title(document)
+        styles = _Styles(document)
+        lines = list(_render_body(document, styles))
+        title = _title(document, styles)
     except _PARSE_ERRORS as exc:
         raise CorruptFile(
             f"{name} is not a readable Word document ({type(exc).__name__}: "
@@ -57,10 +60,10 @@ def load_docx(source: SourceFile) -> Extracted:
     return Extracted(parts=[Part(text)], title=title, metadata=metadata)
 
 
-def _render_body(document: DocxDocument) -> Iterator[str]:
+def _render_body(document: DocxDocument, styles: _Styles) -> Iterator[str]:
     for block in _blocks(document.element.body, document):
         if isinstance(block, Paragraph):
-            yield _render_paragraph(block)
+            yield _render_paragraph(block, styles)
         else:
             yield "\n".join(_render_rows(block))
 
@@ -82,16 +85,15 @@ def _blocks(container: Any, parent: Any) -> Iterator[Paragraph | Table]:
                 yield from _blocks(content, parent)
 
 
-def _render_paragraph(paragraph: Paragraph) -> str:
+def _render_paragraph(paragraph: Paragraph, styles: _Styles) -> str:
     text = one_line(paragraph.text)
     if not text:
         return ""
-    level = _heading_level(paragraph)
-    if level:
-        return f"{'#' * level} {text}"
+    kind = styles.of(paragraph)
+    if kind.heading:
+        return f"{'#' * kind.heading} {text}"
     p_pr = paragraph._p.pPr
-    numbered = p_pr is not None and p_pr.numPr is not None
-    if numbered or (_style_names(paragraph) or [""])[0].startswith("list"):
+    if kind.listed or (p_pr is not None and p_pr.numPr is not None):
         return f"- {text}"
     return text
 
@@ -127,32 +129,54 @@ def _unique_cells(cells: Any) -> list[_Cell]:
     return unique
 
 
-def _heading_level(paragraph: Paragraph) -> int:
-    for style_name in _style_names(paragraph):
-        if style_name == "title":
-            return 1
-        match = _HEADING_STYLE.match(style_name)
-        if match:
-            return int(match.group(1))
-    return 0
+@dataclass(frozen=True)
+class _StyleKind:
+    heading: int = 0  # Markdown heading level; 0 for body text
+    listed: bool = False
+    title: bool = False
 
 
-def _style_names(paragraph: Paragraph) -> list[str]:
-    """The paragraph's style and the styles it is based on, lower case (custom heading
-    styles are usually based on a built-in "Heading N")."""
+class _Styles:
+    """Paragraph style id -> what it means for us, worked out once per document.
+
+    Resolving `paragraph.style` through python-docx costs a scan of all styles per
+    paragraph (minutes on a long handbook); the style table is small.
+    """
+
+    def __init__(self, document: DocxDocument) -> None:
+        self._kinds = {
+            style.style_id: _kind_of(style)
+            for style in document.styles
+            if style.type == WD_STYLE_TYPE.PARAGRAPH
+        }
+        default = document.styles.default(WD_STYLE_TYPE.PARAGRAPH)
+        self._default = _kind_of(default) if default is not None else _StyleKind()
+
+    def of(self, paragraph: Paragraph) -> _StyleKind:
+        style_id = paragraph._p.style
+        return self._kinds.get(style_id, self._default) if style_id else self._default
+
+
+def _kind_of(style: Any) -> _StyleKind:
+    """Judged by the style's name and the styles it is based on (custom heading styles
+    are usually based on a built-in "Heading N")."""
     names: list[str] = []
-    style = paragraph.style
     while style is not None and len(names) < 6:
         names.append((style.name or "").strip().lower())
         style = style.base_style
-    return names
+    for name in names:
+        if name == "title":
+            return _StyleKind(heading=1, title=names[0] == "title")
+        if match := _HEADING_STYLE.match(name):
+            return _StyleKind(heading=int(match.group(1)))
+    return _StyleKind(listed=bool(names) and names[0].startswith("list"))
 
 
-def _title(document: DocxDocument) -> str | None:
+def _title(document: DocxDocument, styles: _Styles) -> str | None:
     title = one_line(document.core_properties.title or "")
     if title:
         return title
     for paragraph in document.paragraphs[:50]:
-        if _style_names(paragraph)[:1] == ["title"] and (text := one_line(paragraph.text)):
+        if styles.of(paragraph).title and (text := one_line(paragraph.text)):
             return text
     return None
