@@ -87,6 +87,29 @@ def test_display_name_becomes_the_source_and_picks_the_format(tmp_path: Path) ->
     assert metadata["format"] == "pdf"
 
 
+def test_display_name_with_folders_keeps_the_path_as_source_and_the_name_as_file(
+    tmp_path: Path,
+) -> None:
+    stored = make.write_text(tmp_path / "upload-1", "hello")
+
+    metadata = load_file(stored, display_name="notes/2024/todo.txt")[0].metadata
+
+    assert metadata["source_id"] == "notes/2024/todo.txt"
+    assert metadata["file_name"] == metadata["title"] == "todo.txt"
+
+
+def test_upper_case_extension_is_recognised(tmp_path: Path) -> None:
+    documents = load_file(make.write_pdf(tmp_path / "SCAN.PDF", PAGES[:1]))
+
+    assert documents[0].metadata["format"] == "pdf"
+
+
+def test_pdf_title_that_is_really_a_file_name_is_ignored(tmp_path: Path) -> None:
+    path = make.write_pdf(tmp_path / "minutes.pdf", PAGES[:1], title="Microsoft Word - draft3.docx")
+
+    assert load_file(path)[0].metadata["title"] == "minutes.pdf"
+
+
 def test_pdf_page_without_text_is_skipped_and_the_others_keep_their_numbers(
     tmp_path: Path,
 ) -> None:
@@ -308,6 +331,35 @@ def test_html_declared_latin1_is_read_as_windows_1252_like_browsers_do(tmp_path:
     assert load_file(path)[0].page_content == "\u201cQuoted\u201d 5 \u20ac"
 
 
+def test_html_without_a_main_element_drops_the_site_header_and_footer(tmp_path: Path) -> None:
+    path = make.write_text(
+        tmp_path / "plain.xhtml",
+        '<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+        "<head><title>Plain page</title></head><body><header><a href='/'>Site banner</a>"
+        "</header><div><p>Body text here.</p></div><footer>Footer links</footer></body></html>",
+    )
+
+    documents = load_file(path)
+
+    assert documents[0].page_content == "Body text here."
+    assert documents[0].metadata["title"] == "Plain page"
+
+
+def test_html_http_equiv_charset_is_honoured(tmp_path: Path) -> None:
+    path = make.write_text(
+        tmp_path / "ru.html",
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'
+        "<title>Привет</title></head><body><p>Привет мир</p></body></html>",
+        encoding="cp1251",
+    )
+
+    documents = load_file(path)
+
+    assert documents[0].page_content == "Привет мир"
+    assert documents[0].metadata["title"] == "Привет"
+    assert documents[0].metadata["encoding"] == "cp1251"
+
+
 def test_html_with_only_scripts_has_no_extractable_text(tmp_path: Path) -> None:
     path = make.write_text(tmp_path / "app.html",
                            "<html><body><script>render()</script><nav>Home</nav></body></html>")
@@ -443,6 +495,12 @@ def test_pdf_renamed_txt_is_refused_with_a_rename_hint(tmp_path: Path) -> None:
     assert str(error) == (
         "scan.txt is not text: its content is a PDF. Rename it to scan.pdf and upload it again."
     )
+
+
+def test_text_that_mentions_the_pdf_header_is_still_text(tmp_path: Path) -> None:
+    path = make.write_text(tmp_path / "pdf-notes.md", "# PDF notes\n\nA PDF starts with %PDF-1.7.")
+
+    assert load_file(path)[0].page_content.endswith("starts with %PDF-1.7.")
 
 
 # --- CSV ----------------------------------------------------------------------------

@@ -39,7 +39,11 @@ class Sniffed:
 
 def sniff(data: bytes) -> Sniffed:
     """Classify the bytes by their signatures, ignoring any file name."""
-    if b"%PDF-" in data[:1024]:
+    # Readers accept junk before the PDF header, but a text file that merely mentions
+    # "%PDF-" near its start is still text.
+    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-") or (
+        b"%PDF-" in data[:1024] and not _looks_like_text(data)
+    ):
         return Sniffed("pdf", "a PDF", ".pdf")
     if data.startswith(_OLE_MAGIC):
         if _ENCRYPTED_PACKAGE in data:
