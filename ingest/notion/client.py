@@ -55,8 +55,8 @@ class TokenBucket:
         self._last = clock()
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Take one token, sleeping until one is available; returns the seconds slept."""
+    def reserve(self) -> float:
+        """Take one token now; returns how long to wait before using it (0 if available)."""
         if self.rate <= 0:
             return 0.0
         with self._lock:
@@ -64,7 +64,11 @@ class TokenBucket:
             self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= 1.0
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until it is due; returns the seconds slept."""
+        wait = self.reserve()
         if wait > 0:
             time.sleep(wait)
         return wait
@@ -108,6 +112,7 @@ class NotionClient:
         *,
         base_url: str | None = None,
         requests_per_second: float = 3.0,
+        burst: float | None = None,
         max_retries: int = 5,
         backoff_seconds: float = 1.0,
         max_backoff_seconds: float = 30.0,
@@ -127,7 +132,7 @@ class NotionClient:
         self._sdk = Client(**options)
         self.base_url = self._sdk.options.base_url
         self.notion_version: str = self._sdk.options.notion_version
-        self.bucket = TokenBucket(requests_per_second)
+        self.bucket = TokenBucket(requests_per_second, burst)
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds

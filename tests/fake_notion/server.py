@@ -117,6 +117,7 @@ class FakeNotion:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go in two writes
 
             def do_GET(self) -> None:
                 fake._handle(self)
