@@ -15,6 +15,7 @@ from qdrant_client import QdrantClient, models
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from db.chunks import ChunkRow, insert_chunks
 from db.errors import InvalidInput
 from db.legacy import (
     BatchDone,
@@ -508,3 +509,86 @@ def test_timestamps_in_every_legacy_form_become_aware_utc(value: object, expecte
 @pytest.mark.parametrize("value", [None, "", "yesterday", "2023-13-45", -5])
 def test_unreadable_timestamps_are_none(value: object) -> None:
     assert parse_timestamp(value) is None
+
+
+# --- verification catches a damaged target; the CLI ---------------------------------------
+
+
+def _damage_vectors(engine: Engine, user_id: uuid.UUID) -> None:
+    with user_scope(engine, user_id) as conn:
+        conn.execute(
+            sa.text("UPDATE document_chunks SET embedding = CAST(:v AS vector) WHERE user_id = :u"),
+            {"v": str([1.0] + [0.0] * 383), "u": user_id},
+        )
+
+
+def test_verification_fails_when_stored_vectors_differ_from_qdrant(
+    engine: Engine, legacy: LegacyFixture
+) -> None:
+    assert _migrate(engine, legacy).ok
+    _damage_vectors(engine, ALICE)
+    report = _migrate(engine, legacy)
+    assert not report.ok
+    assert any("vector of chunk" in f for f in report.failures)
+    assert any("neighbours of chunk" in f for f in report.failures)
+
+
+def test_kb_migrate_prints_the_report_and_exits_by_verification(
+    engine: Engine,
+    legacy: LegacyFixture,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from chat_app.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    args = [
+        "migrate",
+        "--sqlite",
+        str(legacy.sqlite_path),
+        "--qdrant-path",
+        str(legacy.qdrant_path),
+    ]
+    runner = CliRunner()
+
+    dry = runner.invoke(app, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "Dry run" in dry.output and "Verification passed" in dry.output
+    assert _counts(engine)["users"] == 0
+
+    real = runner.invoke(app, [*args, "--batch-size", "16"])
+    assert real.exit_code == 0, real.output
+    assert "Migration report" in real.output and "u-bob2" in real.output
+    assert _counts(engine) == EXPECTED_COUNTS
+
+    _damage_vectors(engine, BOB)
+    failed = runner.invoke(app, args)
+    assert failed.exit_code == 3
+    assert "Verification failed" in failed.output
+
+
+def test_chunk_id_owned_by_another_target_user_is_reported_not_overwritten(
+    engine: Engine, legacy: LegacyFixture, make_user: Callable[..., User]
+) -> None:
+    zed = make_user("zed")
+    with user_scope(engine, zed.id) as conn:
+        insert_chunks(
+            conn,
+            [ChunkRow("chunk-001", zed.id, "zed's own text", [1.0] + [0.0] * 383, "file", "z")],
+        )
+    report = _migrate(engine, legacy)
+
+    assert report.ok, report.to_text()
+    assert _table(report, "document_chunks") == (61, 55, 0, 6)
+    issue = next(i for i in report.issues if i.row_id == "1")
+    assert "belongs to another user" in issue.reason and issue.action == "skipped"
+    with user_scope(engine, zed.id) as conn:
+        text = conn.execute(
+            sa.text("SELECT text FROM document_chunks WHERE chunk_id = 'chunk-001'")
+        )
+        assert text.scalar_one() == "zed's own text"

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from langchain_core.embeddings import Embeddings
+from sqlalchemy.engine import Connection
 
 from db.chunks import ChunkRow, insert_chunks
 from db.errors import InvalidInput
@@ -197,29 +198,70 @@ def migrate_chunks(
         by_user: dict[uuid.UUID, list[_Candidate]] = {}
         for c in candidates:
             by_user.setdefault(c.user.id, []).append(c)
+        migrated: list[_Candidate] = []
         for user_id, items in by_user.items():
-            ids = [c.row.chunk_id for c in items]
-            with state.target.scoped(user_id) as conn:
-                have = set(
-                    conn.execute(
-                        sa.select(_chunks.c.chunk_id).where(
-                            _chunks.c.user_id == user_id, _chunks.c.chunk_id.in_(ids)
-                        )
-                    ).scalars()
-                )
-                new = [c.row for c in items if c.row.chunk_id not in have]
-                if new and model is not None:
-                    new = _embed(new, model, dimension)
-                    state.report.texts_embedded += len(new)
-                if new and not skip_embedding:
-                    insert_chunks(conn, new)
-            report.written += len(new)
-            report.present += len(items) - len(new)
-        for c in candidates:
+            migrated += _write_user_batch(
+                state,
+                phase,
+                report,
+                user_id,
+                items,
+                model=model,
+                dimension=dimension,
+                write=not skip_embedding,
+            )
+        for c in migrated:
             phase.payload_users.setdefault(c.user.id, set()).add(str(c.point.payload["user_id"]))
             _offer(phase, rng, state.options.vector_sample, c)
         state.batch_done("vectors", number, report.read, total)
     return phase
+
+
+def _user_chunk_ids(conn: Connection, user_id: uuid.UUID, ids: list[str]) -> set[str]:
+    query = sa.select(_chunks.c.chunk_id).where(
+        _chunks.c.user_id == user_id, _chunks.c.chunk_id.in_(ids)
+    )
+    return set(conn.execute(query).scalars())
+
+
+def _write_user_batch(
+    state: RunState,
+    phase: ChunkPhase,
+    report: TableReport,
+    user_id: uuid.UUID,
+    items: list[_Candidate],
+    *,
+    model: Embeddings | None,
+    dimension: int,
+    write: bool,
+) -> list[_Candidate]:
+    """One user's share of a batch in one transaction; returns the candidates now stored."""
+    ids = [c.row.chunk_id for c in items]
+    with state.target.scoped(user_id) as conn:
+        have = _user_chunk_ids(conn, user_id, ids)
+        new = [c.row for c in items if c.row.chunk_id not in have]
+        if new and model is not None:
+            new = _embed(new, model, dimension)
+            state.report.texts_embedded += len(new)
+        if not write:
+            stored = set(ids)  # dry run without embedding: nothing written, nothing refused
+        elif new:
+            insert_chunks(conn, new)
+            # insert_chunks never overwrites another user's row with the same chunk_id
+            # (row-level security hides it): whatever is still missing was refused.
+            stored = _user_chunk_ids(conn, user_id, ids)
+        else:
+            stored = have
+    refused = [c for c in items if c.row.chunk_id not in stored]
+    for c in refused:
+        report.skip(
+            c.point.point_id,
+            f"chunk_id {c.row.chunk_id!r} already belongs to another user in the target",
+        )
+        phase.skipped_points.append(c.point.raw_id)
+    report.written += len(new) - len(refused)
+    report.present += len(have)
+    return [c for c in items if c.row.chunk_id in stored]
 
 
 def _offer(phase: ChunkPhase, rng: random.Random, size: int, c: _Candidate) -> None:
