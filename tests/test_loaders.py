@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -714,6 +715,50 @@ def test_every_refusal_is_a_kb_error_naming_the_file_with_a_hint(tmp_path: Path)
         assert error.file_name == path.name
         assert error.message.startswith(path.name + " ")
         assert error.hint
+
+
+def damaged_copies(data: bytes, seed: int, count: int) -> list[bytes]:
+    """Deterministic truncations, byte flips and cut-out runs of `data`."""
+    rng = random.Random(seed)
+    copies = []
+    for index in range(count):
+        damaged = bytearray(data)
+        if index % 3 == 0:
+            damaged = damaged[: rng.randrange(1, len(damaged))]
+        elif index % 3 == 1:
+            for _ in range(rng.randrange(1, 20)):
+                damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        else:
+            start = rng.randrange(len(damaged))
+            del damaged[start : start + rng.randrange(1, 200)]
+        copies.append(bytes(damaged))
+    return copies
+
+
+@pytest.mark.parametrize("name", ["a.pdf", "b.docx", "c.html", "d.csv", "e.json", "f.md"])
+def test_damaged_files_fail_with_an_ingest_error_never_a_crash(tmp_path: Path, name: str) -> None:
+    seeds = {
+        "a.pdf": lambda p: make.write_pdf(p, [PAGES[0] * 10, None, PAGES[1]]),
+        "b.docx": make.write_docx,
+        "c.html": make.write_html,
+        "d.csv": make.write_csv,
+        "e.json": lambda p: make.write_json(p, {"a": [{"b": 1}, {"c": "x"}], "t": "y"}),
+        "f.md": lambda p: make.write_text(p, "# Title\n\n```py\nx = 1\n```\n\n- item\n"),
+    }
+    original = seeds[name](tmp_path / f"original-{name}").read_bytes()
+    path = tmp_path / name
+    outcomes = set()
+    for damaged in damaged_copies(original, seed=len(name), count=30):
+        path.write_bytes(damaged)
+        try:
+            documents = load_file(path)
+        except IngestError as error:
+            assert error.message.startswith(name + " ")
+            outcomes.add(type(error).__name__)
+        else:
+            assert documents and all(d.page_content.strip() for d in documents)
+            outcomes.add("ok")
+    assert outcomes  # something was exercised; any mix of "ok" and refusals is fine
 
 
 def test_supported_extensions_are_lower_case_suffixes_with_a_dot() -> None:

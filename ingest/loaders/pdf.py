@@ -36,6 +36,7 @@ _PARSE_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, IndexError, Attrib
 
 def load_pdf(source: SourceFile) -> Extracted:
     name = source.name
+    reader: PdfReader | None = None
     try:
         reader = PdfReader(io.BytesIO(source.data))
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
@@ -44,9 +45,13 @@ def load_pdf(source: SourceFile) -> Extracted:
         title = _title(reader)
     except FileNotDecryptedError:
         raise _encrypted(name) from None
-    except NotImplementedError as exc:  # e.g. an encryption algorithm pypdf lacks
-        raise EncryptedFile(
-            f"{name} uses an encryption pypdf cannot open ({exc}).", file_name=name
+    except NotImplementedError as exc:
+        if reader is not None and _is_encrypted(reader):
+            raise EncryptedFile(
+                f"{name} uses an encryption pypdf cannot open ({_reason(exc)}).", file_name=name
+            ) from None
+        raise CorruptFile(
+            f"{name} uses a PDF feature that cannot be read ({_reason(exc)}).", file_name=name
         ) from None
     except _PARSE_ERRORS as exc:
         raise CorruptFile(
@@ -79,6 +84,13 @@ def _title(reader: PdfReader) -> str | None:
     if not title or _JUNK_TITLE.match(title):
         return None
     return title
+
+
+def _is_encrypted(reader: PdfReader) -> bool:
+    try:
+        return bool(reader.is_encrypted)
+    except _PARSE_ERRORS:
+        return False
 
 
 def _encrypted(name: str) -> EncryptedFile:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.source import Extracted, Part, SourceFile
 
 _HEADING_STYLE = re.compile(r"(?i)^heading\s*([1-9])$")
-_PARSE_ERRORS = (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError,
+_PARSE_ERRORS = (PackageNotFoundError, zipfile.BadZipFile, zlib.error, KeyError, ValueError,
                  XMLSyntaxError, AttributeError, IndexError, OSError, EOFError)
 
 
