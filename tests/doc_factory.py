@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import docx
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 from docx.shared import Inches
 from fpdf import FPDF
 from PIL import Image, ImageDraw
@@ -105,6 +107,36 @@ def write_docx(path: Path, *, title: str | None = "Field Guide") -> Path:
     document.add_paragraph("Closing remark after the tables.")
     document.save(str(path))
     return path
+
+
+def write_docx_with_revisions(path: Path) -> Path:
+    """Text Word keeps outside plain runs: a tracked insertion and deletion, a field
+    (code and result), and a text box written twice (mc:Choice and mc:Fallback)."""
+    document = docx.Document()
+    document.add_paragraph("First paragraph.")
+    revised = parse_xml(
+        f'<w:p {nsdecls("w")}><w:r><w:t xml:space="preserve">Kept </w:t></w:r>'
+        '<w:ins w:id="1" w:author="Ana"><w:r><w:t>inserted</w:t></w:r></w:ins>'
+        '<w:del w:id="2" w:author="Ana"><w:r><w:delText>deleted</w:delText></w:r></w:del>'
+        '<w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText>PAGE</w:instrText></w:r>'
+        '<w:r><w:fldChar w:fldCharType="separate"/></w:r><w:r><w:t xml:space="preserve"> 7'
+        '</w:t></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p>'
+    )
+    box = "<w:txbxContent><w:p><w:r><w:t>Boxed note</w:t></w:r></w:p></w:txbxContent>"
+    boxed = parse_xml(
+        f'<w:p {nsdecls("w")} xmlns:mc="{_MC}"><w:r><w:t>Anchor</w:t></w:r><w:r>'
+        f'<mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>{box}</w:drawing>'
+        f"</mc:Choice><mc:Fallback><w:pict>{box}</w:pict></mc:Fallback></mc:AlternateContent>"
+        "</w:r></w:p>"
+    )
+    last = document.paragraphs[-1]._p
+    last.addnext(revised)
+    revised.addnext(boxed)
+    document.save(str(path))
+    return path
+
+
+_MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 
 
 def write_images_only_docx(path: Path, *, images: int = 2) -> Path:

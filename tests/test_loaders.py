@@ -210,6 +210,12 @@ def test_docx_merged_cells_appear_once(tmp_path: Path) -> None:
     assert "Quarterly totals\nQ1 | Q2 | Q3" in text
 
 
+def test_docx_reads_tracked_insertions_field_results_and_text_boxes(tmp_path: Path) -> None:
+    text = text_of(load_file(make.write_docx_with_revisions(tmp_path / "draft.docx")))
+
+    assert text == "First paragraph.\n\nKept inserted 7\n\nAnchor\nBoxed note"
+
+
 def test_docx_metadata_has_its_title_and_format(tmp_path: Path) -> None:
     documents = load_file(make.write_docx(tmp_path / "guide.docx"))
 

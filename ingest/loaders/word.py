@@ -87,16 +87,62 @@ def _blocks(container: Any, parent: Any) -> Iterator[Paragraph | Table]:
 
 
 def _render_paragraph(paragraph: Paragraph, styles: _Styles) -> str:
-    text = one_line(paragraph.text)
+    text = one_line(_paragraph_text(paragraph._p))
+    boxes = [one_line(_paragraph_text(p)) for p in _text_box_paragraphs(paragraph._p)]
+    boxed = "\n".join(box for box in boxes if box)
     if not text:
-        return ""
+        return boxed
     kind = styles.of(paragraph)
     if kind.heading:
-        return f"{'#' * kind.heading} {text}"
-    p_pr = paragraph._p.pPr
-    if kind.listed or (p_pr is not None and p_pr.numPr is not None):
-        return f"- {text}"
-    return text
+        text = f"{'#' * kind.heading} {text}"
+    else:
+        p_pr = paragraph._p.pPr
+        if kind.listed or (p_pr is not None and p_pr.numPr is not None):
+            text = f"- {text}"
+    return f"{text}\n{boxed}" if boxed else text
+
+
+# python-docx's `Paragraph.text` reads only runs and hyperlinks directly under the
+# paragraph: it misses tracked insertions, field results (tables of contents, cross-
+# references), smart tags and inline content controls. Walk the paragraph's XML instead.
+_TEXT = qn("w:t")
+_TABS = {qn("w:tab"), qn("w:ptab")}
+_BREAKS = {qn("w:br"), qn("w:cr")}
+_HYPHEN = qn("w:noBreakHyphen")
+# Deleted text, field codes, formatting, and text boxes (rendered on their own lines);
+# mc:Fallback repeats the mc:Choice content for old readers.
+_SKIP = {qn("w:del"), qn("w:instrText"), qn("w:rPr"), qn("w:pPr"), qn("w:txbxContent"),
+         "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"}
+_TEXT_BOX = qn("w:txbxContent")
+
+
+def _paragraph_text(element: Any) -> str:
+    return "".join(_text_pieces(element))
+
+
+def _text_pieces(element: Any) -> Iterator[str]:
+    for child in element.iterchildren():
+        tag = child.tag
+        if tag == _TEXT:
+            yield child.text or ""
+        elif tag in _TABS:
+            yield "\t"
+        elif tag in _BREAKS:
+            yield "\n"
+        elif tag == _HYPHEN:
+            yield "-"
+        elif tag not in _SKIP and isinstance(tag, str):
+            yield from _text_pieces(child)
+
+
+def _text_box_paragraphs(element: Any) -> Iterator[Any]:
+    """Paragraphs of text boxes anchored in this paragraph (each box once)."""
+    for child in element.iterchildren():
+        tag = child.tag
+        if tag == _TEXT_BOX:
+            yield from child.iter(qn("w:p"))
+        elif tag not in _SKIP - {_TEXT_BOX} and isinstance(tag, str):
+            yield from _text_box_paragraphs(child)
 
 
 def _render_rows(table: Table) -> Iterator[str]:
@@ -111,7 +157,7 @@ def _render_cell(cell: _Cell) -> str:
     pieces: list[str] = []
     for block in _blocks(cell._tc, cell):
         if isinstance(block, Paragraph):
-            pieces.append(one_line(block.text))
+            pieces.append(one_line(_paragraph_text(block._p)))
         else:
             rows = ["; ".join(", ".join(_render_cell(c) for c in _unique_cells(r.cells))
                               for r in block.rows)]
