@@ -663,6 +663,7 @@ def test_unknown_extension_is_refused_listing_the_supported_types(tmp_path: Path
     assert isinstance(error, UnsupportedFile)
     assert error.message == "slides.pptx is not a supported file type (.pptx)."
     assert error.hint is not None
+    assert error.hint.startswith("Export it as PDF and upload that. Supported types: ")
     for extension in (".pdf", ".docx", ".html", ".md", ".txt", ".csv", ".json"):
         assert extension in error.hint
 

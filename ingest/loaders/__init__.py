@@ -65,6 +65,17 @@ _FORMATS: dict[str, FileFormat] = {
     ".ndjson": _JSONL,
 }
 
+_TO_DOCX = "Save it as .docx (or export a PDF) and upload that."
+_TO_CSV = "Export each sheet as .csv and upload those."
+_TO_PDF = "Export it as PDF and upload that."
+# Common formats we do not read, with the conversion that gets them in.
+_CONVERSIONS = {
+    ".doc": _TO_DOCX, ".rtf": _TO_DOCX, ".odt": _TO_DOCX, ".pages": _TO_DOCX,
+    ".wpd": _TO_DOCX, ".xls": _TO_CSV, ".xlsx": _TO_CSV, ".xlsm": _TO_CSV, ".ods": _TO_CSV,
+    ".numbers": _TO_CSV, ".ppt": _TO_PDF, ".pptx": _TO_PDF, ".odp": _TO_PDF, ".key": _TO_PDF,
+    ".epub": _TO_PDF, ".xps": _TO_PDF,
+}
+
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
 """Lower-case suffixes with their dot, as `Path.suffix` gives them (".pdf")."""
 
@@ -88,11 +99,13 @@ def load_file(
     extension = extension_of(path, display_name)
     fmt = _FORMATS.get(extension)
     if fmt is None:
+        supported = f"Supported types: {', '.join(sorted(SUPPORTED_EXTENSIONS))}."
         raise UnsupportedFile(
             f"{name} is not a supported file type"
             + (f" ({extension})." if extension else " (it has no extension)."),
             file_name=name,
-            hint=f"Supported types: {', '.join(sorted(SUPPORTED_EXTENSIONS))}.",
+            hint=f"{_CONVERSIONS[extension]} {supported}" if extension in _CONVERSIONS
+            else supported,
         )
     source = read_source(path, name=name, extension=extension, max_bytes=max_bytes)
     check_content(source, fmt.name)
