@@ -1,7 +1,8 @@
 """Writes real documents at test time: PDFs (fpdf2, pypdf), DOCX (python-docx), text files.
 
 Each writer takes the target path, writes the file and returns the path, so a test
-reads as `load_file(write_pdf(tmp_path / "report.pdf", [...]))`.
+reads as `load_file(write_pdf(tmp_path / "report.pdf", [...]))`. `refusal` and `text_of`
+read the outcome back.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import docx
+import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from docx.shared import Inches
 from fpdf import FPDF
+from langchain_core.documents import Document
 from PIL import Image, ImageDraw
 from pypdf import PdfReader, PdfWriter
 from pypdf.constants import UserAccessPermissions
+
+from ingest.errors import IngestError
+from ingest.loaders import load_file
 
 
 def pdf_bytes(pages: Sequence[str | None], *, title: str | None = None) -> bytes:
@@ -216,3 +222,14 @@ def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (32, 32), color=(200, 30, 30)).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def refusal(path: Path, **kwargs: object) -> IngestError:
+    """The error load_file raises for `path` (fails the test if it returns documents)."""
+    with pytest.raises(IngestError) as caught:
+        load_file(path, **kwargs)  # type: ignore[arg-type]
+    return caught.value
+
+
+def text_of(documents: list[Document]) -> str:
+    return "\n".join(document.page_content for document in documents)
