@@ -7,6 +7,7 @@ and the "Sources" footer lists each one with its title.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -54,6 +55,14 @@ def file_links(engine: Engine, *, user_id: uuid.UUID, names: Iterable[str]) -> d
     return {row.name: f"{FILES_ROUTE}/{quote(row.key)}" for row in rows}
 
 
+def _quote_line(line: str) -> str:
+    """A passage line shown as text: a leading "#", "-" or "1." must not become markup."""
+    stripped = line.lstrip()
+    if stripped[:1] in ("#", "-", "*", "+", ">") or re.match(r"\d+[.)]\s", stripped):
+        return "\\" + stripped
+    return stripped
+
+
 def _link(source: Any, links: dict[str, str]) -> str | None:
     if source.url:
         return str(source.url)
@@ -68,7 +77,10 @@ def source_elements(sources: Sequence[Any], links: dict[str, str]) -> list[cl.Te
         kind = "Notion page" if source.source_type == "notion" else "File"
         lines.append(f"*{kind}: {source.source_id}*")
         lines.append("")
-        lines.extend(f"> {line}" if line.strip() else ">" for line in source.snippet.splitlines())
+        lines.extend(
+            f"> {_quote_line(line)}" if line.strip() else ">"
+            for line in source.snippet.splitlines()
+        )
         link = _link(source, links)
         if link:
             opener = "Open in Notion" if source.source_type == "notion" else "Open the file"

@@ -60,18 +60,20 @@ async def show_sources(*, services: Services, user_id: uuid.UUID) -> cl.Message:
     return msg
 
 
-def find_sources(sources: list[SourceSummary], query: str) -> list[SourceSummary]:
-    """Exact source id (or title) first; else a unique case-insensitive partial match."""
+def find_sources(
+    sources: list[SourceSummary], query: str
+) -> tuple[list[SourceSummary], list[SourceSummary]]:
+    """(exact matches by source id or title, partial case-insensitive matches)."""
     wanted = query.strip().strip("\"'`")
     exact = [s for s in sources if wanted in (s.source_id, s.title)]
-    if exact:
-        return exact
     lowered = wanted.lower()
-    return [
+    partial = [
         s
         for s in sources
-        if lowered in s.source_id.lower() or (s.title and lowered in s.title.lower())
+        if s not in exact
+        and (lowered in s.source_id.lower() or (s.title and lowered in s.title.lower()))
     ]
+    return exact, partial
 
 
 async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -> cl.Message:
@@ -81,12 +83,16 @@ async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -
         text = "Say which source to forget: `/forget report.pdf` (see `/sources`)."
     else:
         sources = await asyncio.to_thread(list_user_sources, services, user_id)
-        matches = find_sources(sources, query)
-        if not matches:
+        matches, similar = find_sources(sources, query)
+        if not matches and similar:
+            # Deleting is not undoable: a partial name only suggests.
+            names = ", ".join(f"`/forget {s.source_id}`" for s in similar[:10])
+            text = f"No source is named **{query.strip()}**. Did you mean: {names}?"
+        elif not matches:
             text = f"No source matches **{query.strip()}**. `/sources` lists yours."
         elif len(matches) > 1:
-            names = ", ".join(f"`{s.source_id}`" for s in matches[:10])
-            text = f"**{query.strip()}** matches several sources: {names}. Give the full name."
+            names = ", ".join(f"`{s.source_id}` ({_kind(s)})" for s in matches[:10])
+            text = f"**{query.strip()}** names several sources: {names}. Give the source name."
         else:
             source = matches[0]
             removed = await asyncio.to_thread(

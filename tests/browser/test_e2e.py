@@ -7,6 +7,7 @@ are saved to `test-artifacts/` when a step fails.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -150,10 +151,9 @@ def screenshots_on_failure(pages: list, name: str) -> Iterator[None]:
     except BaseException:
         ARTIFACTS.mkdir(exist_ok=True)
         for i, page in enumerate(pages):
-            try:
+            # A dead page must not hide the real failure.
+            with contextlib.suppress(Exception):
                 page.screenshot(path=str(ARTIFACTS / f"{name}-{i}.png"), full_page=True)
-            except Exception:  # a dead page must not hide the real failure
-                pass
         raise
 
 

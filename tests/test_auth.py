@@ -1,0 +1,82 @@
+"""Password login against `users`: argon2 hashes, case-insensitive logins, disabled
+accounts refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import chainlit as cl
+import pytest
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from chat_app.auth import check_password, ensure_active, user_id_of
+from db.users import set_active
+
+
+def test_correct_password_logs_in_with_the_account_id(
+    engine: Engine, make_user: Callable[..., Any]
+) -> None:
+    alice = make_user("alice", display_name="Alice A.", is_admin=True)
+    user = check_password(engine, "alice", "password123")
+    assert user is not None
+    assert (user.identifier, user.display_name) == ("alice", "Alice A.")
+    assert user.metadata == {
+        "kb_user_id": str(alice.id),
+        "role": "admin",
+        "provider": "credentials",
+    }
+    assert user_id_of(user) == alice.id
+
+
+def test_login_names_are_case_insensitive(engine: Engine, make_user: Callable[..., Any]) -> None:
+    make_user("alice@example.com")
+    user = check_password(engine, "  Alice@Example.COM ", "password123")
+    assert user is not None and user.identifier == "alice@example.com"
+
+
+@pytest.mark.parametrize(
+    ("login", "password"),
+    [
+        ("alice", "wrong-password"),
+        ("nobody", "password123"),
+        ("alice", ""),
+        ("", "password123"),
+    ],
+)
+def test_wrong_credentials_are_refused(
+    engine: Engine, make_user: Callable[..., Any], login: str, password: str
+) -> None:
+    make_user("alice")
+    assert check_password(engine, login, password) is None
+
+
+def test_disabled_users_are_refused(engine: Engine, make_user: Callable[..., Any]) -> None:
+    make_user("alice")
+    with Session(engine) as session:
+        set_active(session=session, identifier="alice", active=False)
+        session.commit()
+    assert check_password(engine, "alice", "password123") is None
+    assert ensure_active(engine, "alice") is False
+    assert ensure_active(engine, "someone-from-oauth") is True
+
+
+def test_the_password_is_never_logged(
+    engine: Engine, make_user: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    make_user("alice")
+    caplog.set_level("DEBUG")
+    check_password(engine, "alice", "not-her-password-42")
+    assert "not-her-password-42" not in caplog.text
+
+
+def test_oauth_users_are_identified_by_their_persisted_id() -> None:
+    account = uuid.uuid4()
+    persisted = cl.PersistedUser(id=str(account), identifier="o@example.com", createdAt="")
+    assert user_id_of(persisted) == account
+    with pytest.raises(PermissionError):
+        user_id_of(None)
+    with pytest.raises(PermissionError):
+        user_id_of(cl.User(identifier="header-user"))
