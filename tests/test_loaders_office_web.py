@@ -201,6 +201,17 @@ def test_html_http_equiv_charset_is_honoured(tmp_path: Path) -> None:
     assert documents[0].metadata["encoding"] == "cp1251"
 
 
+def test_html_whose_declared_charset_is_wrong_is_decoded_by_its_bytes(tmp_path: Path) -> None:
+    path = make.write_text(
+        tmp_path / "liar.html",
+        '<html><head><meta charset="utf-8"></head><body><p>Crêpe für 4 € – très bon</p>'
+        "</body></html>",
+        encoding="cp1252",
+    )
+
+    assert load_file(path)[0].page_content == "Crêpe für 4 € – très bon"
+
+
 def test_html_with_only_scripts_has_no_extractable_text(tmp_path: Path) -> None:
     path = make.write_text(tmp_path / "app.html",
                            "<html><body><script>render()</script><nav>Home</nav></body></html>")

@@ -64,6 +64,16 @@ def test_legacy_encodings_are_detected(tmp_path: Path, text: str, encoding: str)
     assert load_file(path)[0].page_content == text
 
 
+def test_utf8_with_a_stray_windows_1252_byte_keeps_both_readings(tmp_path: Path) -> None:
+    path = tmp_path / "pasted.txt"
+    path.write_bytes(("Grüße aus Köln € " * 20).encode() + b"\x96 dash " + "café".encode())
+
+    documents = load_file(path)
+
+    assert documents[0].page_content.endswith("Grüße aus Köln € – dash café")
+    assert documents[0].metadata["encoding"] == "utf-8+cp1252"
+
+
 def test_utf8_bom_is_not_part_of_the_text(tmp_path: Path) -> None:
     documents = load_file(make.write_text(tmp_path / "bom.txt", "\ufeffHello", encoding="utf-8"))
 

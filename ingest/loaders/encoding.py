@@ -53,7 +53,7 @@ def decode_text(source: SourceFile, *, declared: str | None = None) -> DecodedTe
             try:
                 return _checked(source, data.decode(encoding), encoding)
             except UnicodeDecodeError:
-                break  # a stray BOM-like prefix: fall through to detection
+                break  # damaged or a BOM-like prefix: the checks below decide
     if declared:
         label = declared.strip().lower()
         encoding = "cp1252" if label in _READ_AS_CP1252 else label
@@ -67,8 +67,29 @@ def decode_text(source: SourceFile, *, declared: str | None = None) -> DecodedTe
         try:
             return _checked(source, data.decode("utf-8"), "utf-8")
         except UnicodeDecodeError:
-            pass
+            if (mixed := _mostly_utf8(data)) is not None:
+                return _checked(source, mixed, "utf-8+cp1252")
     return _detect(source)
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    assert isinstance(error, UnicodeDecodeError)
+    bad = error.object[error.start : error.end]
+    return bytes(bad).decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("kb-cp1252-fallback", _cp1252_fallback)
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 with a few stray Windows-1252 bytes (text pasted together from several
+    sources), read as such; None when the invalid bytes are not a small minority."""
+    replaced = data.decode("utf-8", errors="replace")
+    bad = replaced.count("\ufffd")
+    good = sum(1 for ch in replaced if not ch.isascii()) - bad
+    if good < 10 * bad:
+        return None
+    return data.decode("utf-8-sig", errors="kb-cp1252-fallback")
 
 
 def _detect(source: SourceFile) -> DecodedText:
