@@ -16,6 +16,7 @@ from chat_app.cli import (
     eval_cmd,
     ingest_cmd,
     migrate_cmd,
+    notion_cmd,
     serve_cmd,
     setup_cmd,
     sources_cmd,
@@ -38,6 +39,7 @@ ask_cmd.register(app)
 app.add_typer(eval_cmd.app, name="eval")
 ingest_cmd.register(app)
 app.add_typer(sources_cmd.app, name="sources")
+app.add_typer(notion_cmd.app, name="notion")
 migrate_cmd.register(app)
 
 
