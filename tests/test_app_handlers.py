@@ -351,7 +351,7 @@ async def test_resumed_chat_gets_its_memory_back_from_the_stored_steps(
 
 
 def test_memory_skips_commands_tool_steps_and_unanswered_questions() -> None:
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"createdAt": "1", "type": "user_message", "output": "/sources", "command": "sources"},
         {
             "createdAt": "2",

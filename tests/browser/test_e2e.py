@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.browser
 
@@ -125,7 +127,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -145,7 +147,7 @@ def browser() -> Iterator[object]:
 
 
 @contextmanager
-def screenshots_on_failure(pages: list, name: str) -> Iterator[None]:
+def screenshots_on_failure(pages: list[Page], name: str) -> Iterator[None]:
     try:
         yield
     except BaseException:
@@ -157,7 +159,7 @@ def screenshots_on_failure(pages: list, name: str) -> Iterator[None]:
         raise
 
 
-def _login(page, base: str, login: str, password: str) -> None:  # type: ignore[no-untyped-def]
+def _login(page: Page, base: str, login: str, password: str) -> None:
     page.goto(base + "/")
     page.fill("#email", login)
     page.fill("#password", password)
@@ -166,19 +168,19 @@ def _login(page, base: str, login: str, password: str) -> None:  # type: ignore[
     page.wait_for_selector("#chat-settings-open-modal", timeout=30_000)
 
 
-def _wait_reply_done(page) -> None:  # type: ignore[no-untyped-def]
+def _wait_reply_done(page: Page) -> None:
     page.wait_for_url(re.compile(r".*/thread/[0-9a-f-]+"), timeout=60_000)
     page.wait_for_selector("#stop-button", state="detached", timeout=INDEXING_S * 1000)
 
 
-def _ask(page, question: str) -> None:  # type: ignore[no-untyped-def]
+def _ask(page: Page, question: str) -> None:
     page.fill("#chat-input", question)
     page.click("#chat-submit")
 
 
 def test_upload_ask_cite_resume_and_isolation(
-    server: str, browser, make_user, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    server: str, browser: Browser, make_user: Callable[..., Any], tmp_path: Path
+) -> None:
     make_user("alice")
     make_user("bob")
     pdf = _make_pdf(tmp_path / "zorblatt-manual.pdf")

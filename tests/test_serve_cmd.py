@@ -1,0 +1,78 @@
+"""`kb serve` preparations: first admin, auth secret, the app's environment and root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from chat_app.auth import check_password
+from chat_app.cli.serve_cmd import (
+    APP_ROOT_LINKS,
+    child_environment,
+    ensure_admin,
+    prepare_app_root,
+)
+from chat_app.runtime import Runtime
+from tests.app_fixtures import make_settings
+
+
+@pytest.fixture
+def runtime_for(engine: Engine, db_url: str, tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
+    def make(**overrides: Any) -> Runtime:
+        return Runtime(
+            settings=make_settings(tmp_path, **overrides), database_url=db_url, engine=engine
+        )
+
+    yield make
+
+
+def test_first_start_creates_an_admin_with_a_one_time_password(
+    runtime_for: Callable[..., Runtime], engine: Engine
+) -> None:
+    rt = runtime_for()
+    password = ensure_admin(rt)
+    assert password and len(password) >= 12
+    assert check_password(engine, "admin", password) is not None
+    assert ensure_admin(rt) is None  # never again, never printed again
+
+
+def test_admin_password_from_the_environment_is_used_and_not_echoed(
+    runtime_for: Callable[..., Runtime], engine: Engine
+) -> None:
+    rt = runtime_for(admin_password="chosen-password-1", admin_user="root")
+    assert ensure_admin(rt) is None
+    user = check_password(engine, "root", "chosen-password-1")
+    assert user is not None and user.metadata["role"] == "admin"
+
+
+def test_no_admin_is_added_when_users_exist(
+    runtime_for: Callable[..., Runtime], make_user: Callable[..., Any], engine: Engine
+) -> None:
+    make_user("alice")
+    assert ensure_admin(runtime_for()) is None
+    assert check_password(engine, "admin", "anything-at-all") is None
+
+
+def test_the_app_gets_the_secret_and_its_root_but_not_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("KB_TOP_K", "7")
+    settings = make_settings(tmp_path)
+    secret = settings.persistent_secret("chainlit_auth", None)
+    assert settings.persistent_secret("chainlit_auth", None) == secret  # generated once
+    env = child_environment(settings, auth_secret=secret)
+    assert "CI" not in env
+    assert env["CHAINLIT_AUTH_SECRET"] == secret
+    assert env["KB_TOP_K"] == "7"
+    assert env["KB_DATA_DIR"] == str(settings.resolved_data_dir)
+    root = Path(env["CHAINLIT_APP_ROOT"])
+    assert root.parent == settings.resolved_data_dir
+    for name, target in APP_ROOT_LINKS.items():
+        if target.exists():
+            assert (root / name).resolve() == target.resolve()
+    assert prepare_app_root(settings) == root  # idempotent
