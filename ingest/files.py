@@ -25,9 +25,11 @@ from langchain_core.embeddings import Embeddings
 from sqlalchemy.engine import Engine
 
 from db.errors import KbError
+from db.scoped import user_scope
 from ingest.errors import EmptyFile, FileTooLarge, UnreadableFile
-from ingest.indexing import index_source
+from ingest.indexing import index_source, stored_file_hashes
 from ingest.loaders import SUPPORTED_EXTENSIONS, load_file
+from ingest.prefetch import PrefetchedEmbeddings
 from ingest.splitting import split_documents
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "IngestOptions",
     "discover_files",
     "ingest_file",
+    "ingest_files",
     "ingest_paths",
 ]
 
@@ -54,6 +57,8 @@ class IngestOptions:
     chunk_overlap: int = 150
     max_bytes: int = 50 * 2**20
     batch_size: int = 64
+    # Chunks of several files embedded per model call by `ingest_files` (see ingest.prefetch).
+    prefetch_chunks: int = 256
 
 
 @dataclass(frozen=True)
@@ -101,51 +106,13 @@ def ingest_file(
 ) -> FileResult:
     """Load, split and index one file as source `display_name` (default: its name)."""
     name = display_name or path.name
-    report = progress or (lambda _message: None)
+    report = progress or _quiet
     try:
-        _check_size(path, name, options.max_bytes)
-        report(f"reading {name}")
-        documents = load_file(path, display_name=name, max_bytes=options.max_bytes)
-        chunks = split_documents(
-            documents,
-            chunk_size=options.chunk_size,
-            chunk_overlap=options.chunk_overlap,
-            markdown=_is_markdown(name, documents),
-        )
-        if not chunks:
-            # An empty chunk list would delete the source: refuse, keep the old version.
-            raise EmptyFile(f"{name} has no text to index.", file_name=name)
-        report(f"indexing {name}: {len(chunks)} chunks")
-        stats = index_source(
-            engine=engine,
-            embeddings=embeddings,
-            user_id=user_id,
-            source_type="file",
-            source_id=name,
-            documents=chunks,
-            batch_size=options.batch_size,
-            progress=lambda done, total: report(f"embedding {name}: {done}/{total} new chunks"),
-        )
-    except KbError as exc:
-        return FileResult(name=name, source_id=name, status="error", error=_one_line(name, exc))
-    except Exception as exc:  # the batch goes on; the transaction was rolled back
-        log.exception("ingesting %s failed", name)
-        message = (
-            f"{name} could not be indexed ({type(exc).__name__}: {exc}). Nothing was changed "
-            "for this file; try again, and report the error if it persists."
-        )
-        return FileResult(name=name, source_id=name, status="error", error=_one_line(name, message))
-    status: Status
-    if stats.added == 0 and stats.deleted == 0:
-        status = "unchanged"
-    elif stats.deleted or stats.skipped:
-        status = "updated"
-    else:
-        status = "indexed"
-    return FileResult(
-        name=name, source_id=name, status=status, chunks=len(chunks), added=stats.added,
-        deleted=stats.deleted, skipped=stats.skipped,
-    )
+        chunks = _load_and_split(path, name, options, report)
+    except Exception as exc:
+        return _failure(name, exc)
+    return _index(name, chunks, engine=engine, embeddings=embeddings, user_id=user_id,
+                  options=options, report=report)
 
 
 def ingest_paths(
@@ -162,15 +129,153 @@ def ingest_paths(
     if progress is not None:
         for note in found.notes:
             progress(note)
-    results = list(found.errors)
-    for item in found.files:
-        results.append(
-            ingest_file(
-                item.path, engine=engine, embeddings=embeddings, user_id=user_id,
-                options=options, display_name=item.source_id, progress=progress,
-            )
+    return list(found.errors) + ingest_files(
+        found.files, engine=engine, embeddings=embeddings, user_id=user_id, options=options,
+        progress=progress,
+    )
+
+
+def ingest_files(
+    files: Sequence[FileToIngest],
+    *,
+    engine: Engine,
+    embeddings: Embeddings,
+    user_id: uuid.UUID,
+    options: IngestOptions,
+    progress: Progress | None = None,
+    on_result: Callable[[FileResult], None] | None = None,
+) -> list[FileResult]:
+    """Ingest files in order, embedding the new chunks of several files per model call.
+
+    Files are parsed into a window of about `options.prefetch_chunks` chunks; the
+    chunks of the window's new or changed files are embedded in one call (see
+    `ingest.prefetch`), then each file is indexed in its own transaction as usual.
+    """
+    report = progress or _quiet
+    prefetched = PrefetchedEmbeddings(embeddings)
+    results: dict[int, FileResult] = {}
+    window: list[tuple[int, FileToIngest, list[Document]]] = []
+
+    def done(position: int, result: FileResult) -> None:
+        results[position] = result
+        if on_result is not None:
+            on_result(result)
+
+    def flush() -> None:
+        _prefetch(window, prefetched, engine=engine, user_id=user_id, report=report)
+        for position, item, chunks in window:
+            done(position, _index(item.source_id, chunks, engine=engine, embeddings=prefetched,
+                                  user_id=user_id, options=options, report=report))
+        window.clear()
+        prefetched.clear()
+
+    for position, item in enumerate(files):
+        try:
+            chunks = _load_and_split(item.path, item.source_id, options, report)
+        except Exception as exc:
+            done(position, _failure(item.source_id, exc))
+            continue
+        window.append((position, item, chunks))
+        if sum(len(c) for _, _, c in window) >= options.prefetch_chunks:
+            flush()
+    flush()
+    return [results[position] for position in sorted(results)]
+
+
+def _load_and_split(
+    path: Path, name: str, options: IngestOptions, report: Progress
+) -> list[Document]:
+    _check_size(path, name, options.max_bytes)
+    report(f"reading {name}")
+    documents = load_file(path, display_name=name, max_bytes=options.max_bytes)
+    chunks = split_documents(
+        documents,
+        chunk_size=options.chunk_size,
+        chunk_overlap=options.chunk_overlap,
+        markdown=_is_markdown(name, documents),
+    )
+    if not chunks:
+        # An empty chunk list would delete the source: refuse, keep the old version.
+        raise EmptyFile(f"{name} has no text to index.", file_name=name)
+    return chunks
+
+
+def _index(
+    name: str, chunks: list[Document], *, engine: Engine, embeddings: Embeddings,
+    user_id: uuid.UUID, options: IngestOptions, report: Progress,
+) -> FileResult:
+    report(f"indexing {name}: {len(chunks)} chunks")
+    try:
+        stats = index_source(
+            engine=engine,
+            embeddings=embeddings,
+            user_id=user_id,
+            source_type="file",
+            source_id=name,
+            documents=chunks,
+            batch_size=options.batch_size,
+            progress=lambda done, total: report(f"embedding {name}: {done}/{total} new chunks"),
         )
-    return results
+    except Exception as exc:  # the transaction was rolled back: the old version stays
+        return _failure(name, exc)
+    status: Status
+    if stats.added == 0 and stats.deleted == 0:
+        status = "unchanged"
+    elif stats.deleted or stats.skipped:
+        status = "updated"
+    else:
+        status = "indexed"
+    return FileResult(
+        name=name, source_id=name, status=status, chunks=len(chunks), added=stats.added,
+        deleted=stats.deleted, skipped=stats.skipped,
+    )
+
+
+def _prefetch(
+    window: Sequence[tuple[int, FileToIngest, list[Document]]],
+    prefetched: PrefetchedEmbeddings,
+    *,
+    engine: Engine,
+    user_id: uuid.UUID,
+    report: Progress,
+) -> None:
+    # A file whose stored chunks carry the same file hash is unchanged: indexing will
+    # skip all its chunks, so embedding them ahead would be wasted work.
+    with user_scope(engine, user_id) as connection:
+        stored = stored_file_hashes(
+            connection, user_id=user_id, source_type="file",
+            source_ids=[item.source_id for _, item, _ in window],
+        )
+    texts: list[str] = []
+    changed = 0
+    for _, item, chunks in window:
+        hashes = {c.metadata.get("file_hash") for c in chunks}
+        if None in hashes or stored.get(item.source_id) != hashes:
+            texts.extend(c.page_content for c in chunks)
+            changed += 1
+    if not texts:
+        return
+    report(f"embedding {len(texts)} chunks of {changed} files")
+    try:
+        prefetched.prefetch(texts)
+    except Exception:
+        # Indexing each file embeds on its own and reports its own error.
+        log.warning("embedding ahead failed; embedding file by file", exc_info=True)
+
+
+def _failure(name: str, exc: Exception) -> FileResult:
+    if isinstance(exc, KbError):
+        return FileResult(name=name, source_id=name, status="error", error=_one_line(name, exc))
+    log.error("ingesting %s failed", name, exc_info=exc)
+    message = (
+        f"{name} could not be indexed ({type(exc).__name__}: {exc}). Nothing was changed "
+        "for this file; try again, and report the error if it persists."
+    )
+    return FileResult(name=name, source_id=name, status="error", error=_one_line(name, message))
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 def discover_files(paths: Sequence[Path | str]) -> Discovery:

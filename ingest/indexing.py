@@ -35,7 +35,7 @@ from db.scoped import user_scope
 from ingest.records import PgRecordManager
 from retrieval.store import ChunkStore
 
-__all__ = ["IndexStats", "delete_source", "group_id_for", "index_source"]
+__all__ = ["IndexStats", "delete_source", "group_id_for", "index_source", "stored_file_hashes"]
 
 _chunks = cast("sa.Table", DocumentChunk.__table__)
 _records = cast("sa.Table", IndexRecord.__table__)
@@ -129,6 +129,26 @@ def delete_source(
         for kind in types:
             _lock_source(connection, user_id, group_id_for(kind, source_id))
         return _delete_in(connection, records, user_id, source_id, types)
+
+
+def stored_file_hashes(
+    connection: Connection, *, user_id: uuid.UUID, source_type: str, source_ids: Sequence[str]
+) -> dict[str, set[str | None]]:
+    """The `file_hash` values stored in each source's chunks (sources with none are absent)."""
+    file_hash = _chunks.c.metadata["file_hash"].astext
+    rows = connection.execute(
+        sa.select(_chunks.c.source_id, file_hash)
+        .where(
+            _chunks.c.user_id == user_id,
+            _chunks.c.source_type == source_type,
+            _chunks.c.source_id.in_(list(source_ids)),
+        )
+        .distinct()
+    )
+    found: dict[str, set[str | None]] = {}
+    for source_id, value in rows:
+        found.setdefault(source_id, set()).add(value)
+    return found
 
 
 def _prepare(

@@ -209,3 +209,37 @@ def test_glob_patterns_are_expanded(tmp_path: Path) -> None:
     found = discover_files([f"{tmp_path}/**/*.md", f"{tmp_path}/nothing-*.pdf"])
     assert [f.source_id for f in found.files] == ["one.md"]
     assert len(found.errors) == 1 and "matches no file" in (found.errors[0].error or "")
+
+
+def test_a_batch_of_changed_files_is_embedded_in_one_model_call(
+    tmp_path: Path, engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
+) -> None:
+    alice = make_user("alice")
+    for n in range(3):
+        _write(tmp_path / "docs" / f"note-{n}.txt", f"Note {n}: alpacas hum number {n}.")
+
+    first = ingest_paths([tmp_path / "docs"], engine=engine, embeddings=fake_embeddings,
+                         user_id=alice.id, options=OPTIONS)
+    assert [r.status for r in first] == ["indexed"] * 3
+    assert (fake_embeddings.calls, fake_embeddings.texts_embedded) == (1, 3)
+
+    _write(tmp_path / "docs" / "note-1.txt", "Note 1 was rewritten about llamas.")
+    second = ingest_paths([tmp_path / "docs"], engine=engine, embeddings=fake_embeddings,
+                          user_id=alice.id, options=OPTIONS)
+    assert [r.status for r in second] == ["unchanged", "updated", "unchanged"]
+    assert (fake_embeddings.calls, fake_embeddings.texts_embedded) == (2, 4)
+    rewritten = chunk_texts(engine, alice.id, "docs/note-1.txt")
+    assert rewritten == ["Note 1 was rewritten about llamas."]
+
+
+def test_results_keep_the_order_of_the_files_given(
+    tmp_path: Path, engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
+) -> None:
+    alice = make_user("alice")
+    good = _write(tmp_path / "good.txt", "Alpacas.")
+    empty = _write(tmp_path / "empty.txt", "")
+    also = _write(tmp_path / "also.md", "# Llamas")
+    results = ingest_paths([good, empty, also], engine=engine, embeddings=fake_embeddings,
+                           user_id=alice.id, options=OPTIONS)
+    assert [r.source_id for r in results] == ["good.txt", "empty.txt", "also.md"]
+    assert [r.status for r in results] == ["indexed", "error", "indexed"]

@@ -8,7 +8,7 @@ from rich.table import Table
 
 from chat_app.cli.context import runtime, user_id_for
 from chat_app.cli.output import console, err_console
-from ingest.files import FileResult, IngestOptions, discover_files, ingest_file
+from ingest.files import FileResult, IngestOptions, discover_files, ingest_files
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
 
@@ -49,16 +49,12 @@ def ingest(
                 TimeElapsedColumn(), console=console,
             ) as progress:
                 task = progress.add_task("Ingesting", total=len(found.files))
-                for item in found.files:
-                    progress.update(task, description=item.source_id)
-                    results.append(
-                        ingest_file(
-                            item.path, engine=rt.engine, embeddings=embeddings, user_id=user_id,
-                            options=options, display_name=item.source_id,
-                            progress=lambda message: progress.update(task, description=message),
-                        )
-                    )
-                    progress.advance(task)
+                results += ingest_files(
+                    found.files, engine=rt.engine, embeddings=embeddings, user_id=user_id,
+                    options=options,
+                    progress=lambda message: progress.update(task, description=message),
+                    on_result=lambda _result: progress.advance(task),
+                )
                 progress.update(task, description="Done")
     _print_summary(results)
     failed = [r for r in results if r.status == "error"]
