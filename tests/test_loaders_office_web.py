@@ -212,6 +212,22 @@ def test_html_whose_declared_charset_is_wrong_is_decoded_by_its_bytes(tmp_path: 
     assert load_file(path)[0].page_content == "Crêpe für 4 € – très bon"
 
 
+def test_deeply_nested_html_is_read_without_hitting_the_recursion_limit(tmp_path: Path) -> None:
+    nested = "<div>" * 5000 + "deep text" + "</div>" * 5000
+    path = make.write_text(tmp_path / "deep.html", f"<html><body>{nested}</body></html>")
+
+    assert load_file(path)[0].page_content == "deep text"
+
+
+def test_main_element_holding_only_a_script_falls_back_to_the_body(tmp_path: Path) -> None:
+    path = make.write_text(
+        tmp_path / "shell.html",
+        "<html><body><main><script>boot()</script></main><p>Real body text</p></body></html>",
+    )
+
+    assert load_file(path)[0].page_content == "Real body text"
+
+
 def test_html_with_only_scripts_has_no_extractable_text(tmp_path: Path) -> None:
     path = make.write_text(tmp_path / "app.html",
                            "<html><body><script>render()</script><nav>Home</nav></body></html>")

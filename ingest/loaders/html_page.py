@@ -9,7 +9,7 @@ The charset is the declared one when it decodes the bytes, else detected.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from typing import Any
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 from bs4.dammit import EncodingDetector
@@ -20,9 +20,11 @@ from ingest.loaders.encoding import decode_text
 from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.source import Extracted, Part, SourceFile
 
-_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "canvas", "iframe", "object",
-              "embed", "nav", "aside", "footer", "form", "button", "input", "select",
-              "textarea", "dialog", "link", "meta"]
+# Never text, wherever they are (the title is read before <head> goes).
+_NEVER_TEXT = ["head", "script", "style", "noscript", "template", "svg", "canvas", "iframe",
+               "object", "embed", "link", "meta"]
+# Page chrome, dropped inside the main content too.
+_CHROME = ["nav", "aside", "footer", "form", "button", "input", "select", "textarea", "dialog"]
 _DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu",
                "menubar", "toolbar", "dialog", "alert"}
 _BOILERPLATE = {"navbox", "vertical-navbox", "navigation", "breadcrumb", "breadcrumbs",
@@ -43,9 +45,11 @@ def load_html(source: SourceFile) -> Extracted:
     decoded = decode_text(source, declared=declared)
     soup = BeautifulSoup(decoded.text, "lxml")
     title = _title(soup)
+    for tag in soup.find_all(_NEVER_TEXT):
+        tag.decompose()
     root = _main_content(soup)
     _strip_boilerplate(root, keep_header=root.name != "body")
-    text = normalise_text("".join(_render(root, preformatted=False)))
+    text = normalise_text(_render(root))
     if not text:
         raise NoExtractableText(
             f"{source.name} has no readable text (only markup, scripts or images).",
@@ -80,8 +84,9 @@ def _main_content(soup: BeautifulSoup) -> Tag:
 
 
 def _strip_boilerplate(root: Tag, *, keep_header: bool) -> None:
-    for tag in root.find_all(_DROP_TAGS if keep_header else [*_DROP_TAGS, "header"]):
-        tag.decompose()
+    for tag in root.find_all(_CHROME if keep_header else [*_CHROME, "header"]):
+        if not tag.decomposed:
+            tag.decompose()
     doomed = [tag for tag in root.find_all(True) if _is_boilerplate(tag)]
     for tag in doomed:
         if not tag.decomposed:
@@ -102,37 +107,49 @@ def _is_boilerplate(tag: Tag) -> bool:
     return not names.isdisjoint(_BOILERPLATE)
 
 
-def _render(node: Tag, *, preformatted: bool) -> Iterator[str]:
-    for child in node.children:
-        if isinstance(child, _SKIPPED_STRINGS):
+def _render(root: Tag) -> str:
+    """The text under `root` with block structure as line breaks and Markdown marks.
+
+    Iterative (an explicit stack), because real pages nest deeper than Python recurses.
+    """
+    out: list[str] = []
+    stack: list[tuple[Any, bool]] = [(child, False) for child in reversed(list(root.children))]
+    while stack:
+        node, preformatted = stack.pop()
+        if isinstance(node, str) and not isinstance(node, NavigableString):
+            out.append(node)  # a closing separator pushed below
             continue
-        if isinstance(child, NavigableString):
-            yield str(child) if preformatted else _SPACES.sub(" ", str(child))
+        if isinstance(node, _SKIPPED_STRINGS):
             continue
-        if not isinstance(child, Tag):
+        if isinstance(node, NavigableString):
+            out.append(str(node) if preformatted else _SPACES.sub(" ", str(node)))
             continue
-        name = child.name
+        if not isinstance(node, Tag):
+            continue
+        name = node.name
         if name in _HEADINGS:
-            heading = one_line(child.get_text(" "))
-            if heading:
-                yield f"\n\n{'#' * _HEADINGS[name]} {heading}\n\n"
-        elif name == "br":
-            yield "\n"
-        elif name == "pre":
-            yield "\n\n"
-            yield from _render(child, preformatted=True)
-            yield "\n\n"
-        elif name == "li":
-            yield "\n- "
-            yield from _render(child, preformatted=preformatted)
-        elif name == "tr":
-            cells = [one_line("".join(_render(cell, preformatted=False)))
-                     for cell in child.find_all(["td", "th"], recursive=False)]
+            if heading := one_line(node.get_text(" ")):
+                out.append(f"\n\n{'#' * _HEADINGS[name]} {heading}\n\n")
+            continue
+        if name == "br":
+            out.append("\n")
+            continue
+        if name == "tr":
+            cells = [one_line(cell.get_text(" "))
+                     for cell in node.find_all(["td", "th"], recursive=False)]
             if any(cells):
-                yield "\n" + " | ".join(cells)
+                out.append("\n" + " | ".join(cells))
+            continue
+        if name == "pre":
+            opening, closing, preformatted = "\n\n", "\n\n", True
+        elif name == "li":
+            opening, closing = "\n- ", ""
         elif name in _BLOCKS:
-            yield "\n\n"
-            yield from _render(child, preformatted=preformatted)
-            yield "\n\n"
+            opening, closing = "\n\n", "\n\n"
         else:
-            yield from _render(child, preformatted=preformatted)
+            opening, closing = "", ""
+        out.append(opening)
+        if closing:
+            stack.append((closing, preformatted))
+        stack.extend((child, preformatted) for child in reversed(list(node.children)))
+    return "".join(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import dataclass
+from pathlib import PurePath
 
 import filetype
 
@@ -41,7 +42,7 @@ def sniff(data: bytes) -> Sniffed:
     """Classify the bytes by their signatures, ignoring any file name."""
     # Readers accept junk before the PDF header, but a text file that merely mentions
     # "%PDF-" near its start is still text.
-    if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-") or (
+    if data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"%PDF-") or (
         b"%PDF-" in data[:1024] and not _looks_like_text(data)
     ):
         return Sniffed("pdf", "a PDF", ".pdf")
@@ -100,8 +101,10 @@ def check_content(source: SourceFile, fmt: str) -> Sniffed:
     if found.kind in _LOADABLE_KINDS and found.extension:
         hint = f"Rename it to {_renamed(name, found.extension)} and upload it again."
     else:
-        hint = "Convert it to a supported type (PDF, DOCX, HTML, Markdown, text, CSV, JSON) " \
+        hint = (
+            "Convert it to a supported type (PDF, DOCX, HTML, Markdown, text, CSV, JSON) "
             "and upload that."
+        )
     raise UnsupportedFile(
         f"{name} is not {expected}: its content is {found.description}.",
         file_name=name,
@@ -110,8 +113,7 @@ def check_content(source: SourceFile, fmt: str) -> Sniffed:
 
 
 def _renamed(name: str, extension: str) -> str:
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return stem + extension
+    return PurePath(name).stem + extension
 
 
 def _sniff_zip(data: bytes) -> Sniffed:

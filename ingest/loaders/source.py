@@ -70,7 +70,11 @@ def read_source(path: Path, *, name: str, extension: str, max_bytes: int | None)
         ) from None
     except IsADirectoryError:
         raise UnreadableFile(f"{name} is a folder, not a file.", file_name=name) from None
-    if not data.strip():
+    except OSError as exc:
+        raise UnreadableFile(
+            f"{name} cannot be read ({exc.strerror or exc}).", file_name=name
+        ) from None
+    if not data or data.isspace():
         what = "empty (0 bytes)" if not data else "empty (only whitespace)"
         raise EmptyFile(f"{name} is {what}.", file_name=name)
     return SourceFile(
