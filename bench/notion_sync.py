@@ -47,10 +47,11 @@ from tests.fake_notion import builders as b  # noqa: E402
 from tests.fakes import HashEmbeddings  # noqa: E402
 
 SECRET = "bench secret key"
-WORDS = ("alpaca llama fleece herd andes plateau shearing wool fibre breeder valley river "
+_VOCABULARY = ("alpaca llama fleece herd andes plateau shearing wool fibre breeder valley river "
          "glacier altitude farmer market textile spinning loom dye yarn harvest season winter "
          "summer feeding water shelter fence health vaccine record ledger invoice shipment "
-         "export cooperative village mountain trail stone quality grade colour").split()
+         "export cooperative village mountain trail stone quality grade colour")
+WORDS = tuple(_VOCABULARY.split())
 
 
 class Counting(Embeddings):
