@@ -39,6 +39,8 @@ MODES: tuple[str, ...] = get_args(SearchMode)
 RRF_K = 60
 CANDIDATE_FACTOR = 4
 MIN_CANDIDATES = 40
+# Weights of the (vector, keyword) lists in the fusion.
+HYBRID_WEIGHTS = (1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,7 @@ def search_documents(
             filters=where,
             query_vector=query_vector,
         )
-    fused = reciprocal_rank_fusion([dense, sparse], k=RRF_K, limit=top_k)
+    fused = reciprocal_rank_fusion([dense, sparse], k=RRF_K, weights=HYBRID_WEIGHTS, limit=top_k)
     return [_passage(hit, score) for hit, score in fused]
 
 

@@ -160,37 +160,100 @@ def keyword_search(
     limit: int,
     filters: SearchFilters | None = None,
     query_vector: Sequence[float] | None = None,
+    ranking: str | None = None,
 ) -> list[ChunkHit]:
-    """Full-text search over the generated `text_tsv` column, ranked by `ts_rank_cd`.
+    """Full-text search over the generated `text_tsv` column, best first.
 
     First every word must match (`websearch_to_tsquery`, which also understands
     quotes, OR and -word); when that finds nothing, any word may match, so a
     question phrased in many words still finds passages that share a few of them.
+    Ranking: "bm25" (default) or "cover_density" (`ts_rank_cd`); see `_rank_sql`.
     With `query_vector`, each hit also carries its cosine similarity.
     """
     where, params = (filters or SearchFilters()).where()
     similarity = (
         "1 - (embedding <=> CAST(:qv AS vector))" if query_vector is not None else "NULL::float8"
     )
-    base = {"user_id": user_id, "q": query, "limit": limit, **params}
+    base = {
+        "user_id": user_id,
+        "q": query,
+        "limit": limit,
+        "norm": _RANK_NORMALIZATION,
+        "k1": BM25_K1,
+        "b": BM25_B,
+        **params,
+    }
     if query_vector is not None:
         base["qv"] = vector_literal(query_vector)
     for tsquery in _TSQUERIES:
-        statement = sa.text(
-            f"""
+        statement = sa.text(_rank_sql(ranking or KEYWORD_RANKING, tsquery, where, similarity))
+        hits = _hits(connection.execute(statement, base), "rank")
+        if hits:
+            return hits
+    return []
+
+
+def _rank_sql(ranking: str, tsquery: str, where: str, similarity: str) -> str:
+    """The ranked full-text statement.
+
+    "cover_density" is PostgreSQL's `ts_rank_cd`: it rewards query words that occur
+    close together but knows nothing of how rare a word is, so with an any-word query
+    a frequent word ("cell", "2") weighs as much as a rare one ("PrP").
+    "bm25" adds that: each query word weighs its inverse document frequency among the
+    user's chunks (counted on the GIN index), scaled BM25-style by chunk length
+    (distinct lexemes against the mean over the matches; term frequency taken as 1).
+    """
+    if ranking == "cover_density":
+        return f"""
             SELECT {_COLUMNS}, ts_rank_cd(text_tsv, query, :norm) AS rank,
                    {similarity} AS similarity
             FROM document_chunks, {tsquery} AS query
             WHERE {where} AND text_tsv @@ query
             ORDER BY rank DESC, chunk_id
             LIMIT :limit
-            """
+        """
+    if ranking != "bm25":
+        raise ValueError(f"unknown keyword ranking {ranking!r}")
+    return f"""
+        WITH terms AS MATERIALIZED (
+            SELECT DISTINCT CAST(quote_literal(lexeme) AS tsquery) AS term
+            FROM unnest(to_tsvector('english', :q))
+        ),
+        idf AS MATERIALIZED (
+            SELECT term, ln(1 + (total.n - df + 0.5) / (df + 0.5)) AS weight
+            FROM (
+                SELECT term,
+                       (SELECT count(*) FROM document_chunks
+                        WHERE {where} AND text_tsv @@ terms.term) AS df
+                FROM terms
+            ) AS counted,
+            (SELECT count(*)::float8 AS n FROM document_chunks WHERE {where}) AS total
+            WHERE df > 0
+        ),
+        matches AS MATERIALIZED (
+            SELECT {_COLUMNS}, text_tsv, {similarity} AS similarity,
+                   length(text_tsv)::float8 AS dl
+            FROM document_chunks, {tsquery} AS query
+            WHERE {where} AND text_tsv @@ query
+        ),
+        scored AS (
+            SELECT m.*, (SELECT coalesce(sum(idf.weight), 0) FROM idf
+                         WHERE m.text_tsv @@ idf.term) AS idf_sum,
+                   avg(dl) OVER () AS avgdl
+            FROM matches AS m
         )
-        hits = _hits(connection.execute(statement, {**base, "norm": _RANK_NORMALIZATION}), "rank")
-        if hits:
-            return hits
-    return []
+        SELECT {_COLUMNS}, similarity,
+               idf_sum * (:k1 + 1) / (1 + :k1 * (1 - :b + :b * dl / greatest(avgdl, 1))) AS rank
+        FROM scored
+        ORDER BY rank DESC, chunk_id
+        LIMIT :limit
+    """
 
+
+# The keyword ranking used by default, and BM25's usual constants.
+KEYWORD_RANKING = "bm25"
+BM25_K1 = 1.2
+BM25_B = 0.75
 
 # 1 = divide the rank by 1 + log(document length): long chunks match more words by chance.
 _RANK_NORMALIZATION = 1
