@@ -176,6 +176,13 @@ def test_csv_leaves_empty_values_out_and_names_extra_columns(tmp_path: Path) -> 
     assert text == "Columns: a, b\na: 1\nb: 2; column 3: 3"
 
 
+def test_csv_blank_lines_before_the_header_are_skipped(tmp_path: Path) -> None:
+    documents = load_file(make.write_text(tmp_path / "gap.csv", "\n\na,b\n1,2\n"))
+
+    assert documents[0].page_content == "Columns: a, b\na: 1; b: 2"
+    assert (documents[0].metadata["line_start"], documents[0].metadata["line_end"]) == (4, 4)
+
+
 def test_cp1252_csv_is_decoded(tmp_path: Path) -> None:
     path = make.write_text(tmp_path / "menu.csv", "dish,price\nCrêpe,4 €\n", encoding="cp1252")
 

@@ -29,7 +29,7 @@ def load_csv(source: SourceFile) -> Extracted:
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     name = source.name
     try:
-        header = _header(next(reader, []))
+        header = _header(next((row for row in reader if any(c.strip() for c in row)), []))
         columns_line = "Columns: " + ", ".join(header)
         parts: list[Part] = []
         records: list[str] = []

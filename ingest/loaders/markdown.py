@@ -18,6 +18,7 @@ from ingest.loaders.source import Extracted, Part, SourceFile
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _PARSER = MarkdownIt("commonmark")
+_TITLE_WINDOW = 20_000
 
 
 def load_markdown(source: SourceFile) -> Extracted:
@@ -35,7 +36,8 @@ def load_markdown(source: SourceFile) -> Extracted:
 
 
 def first_heading(markdown: str) -> str | None:
-    tokens = _PARSER.parse(markdown)
+    # The title is near the top; parsing a bounded prefix keeps huge files cheap.
+    tokens = _PARSER.parse(markdown[:_TITLE_WINDOW])
     for index, token in enumerate(tokens[:-1]):
         if token.type == "heading_open":
             title = one_line(re.sub(r"[*_`]+", "", tokens[index + 1].content))
