@@ -189,3 +189,15 @@ def test_bad_mode_or_filter_is_refused(
         search_documents("x", alice, engine=engine, embeddings=embeddings, mode="fuzzy")
     with pytest.raises(InvalidInput, match="author"):
         search_documents("x", alice, engine=engine, embeddings=embeddings, filters={"author": "me"})
+
+
+def test_keyword_ranking_weighs_a_rare_word_above_common_ones(
+    engine: Engine, make_user: Callable[..., Any], fake_embeddings: Embeddings
+) -> None:
+    carol = make_user("carol")
+    common = [(f"Cells {i}", "Cells divide; cells grow; cells die.") for i in range(6)]
+    rare = [("Prion note", "Abnormal PrP was found in a few samples.")]
+    add_passages(engine, fake_embeddings, carol.id, common + rare, prefix="carol")
+    # No chunk has every word, so any word may match; the rare one decides.
+    titles = search(engine, fake_embeddings, "PrP in cells", carol.id, mode="keyword")
+    assert titles[0] == "Prion note"
