@@ -30,11 +30,13 @@ __all__ = [
     "get_connection",
     "last_sync",
     "load_pages",
+    "release_sync_lock",
     "save_connection",
     "save_page",
     "save_placeholders",
     "set_parent",
     "start_sync",
+    "try_sync_lock",
 ]
 
 _connections = cast("sa.Table", NotionConnection.__table__)
@@ -238,3 +240,17 @@ def last_sync(connection: Connection, *, user_id: uuid.UUID) -> SyncRow | None:
         .limit(1)
     ).one_or_none()
     return SyncRow(**row._mapping) if row else None
+
+
+def _lock_key(user_id: uuid.UUID) -> sa.ColumnElement[int]:
+    return sa.func.hashtextextended(f"kb-notion-sync/{user_id}", 0)
+
+
+def try_sync_lock(connection: Connection, *, user_id: uuid.UUID) -> bool:
+    """Take the user's session-level sync lock on an AUTOCOMMIT connection, if free."""
+    return bool(connection.execute(sa.select(sa.func.pg_try_advisory_lock(_lock_key(user_id))))
+                .scalar())
+
+
+def release_sync_lock(connection: Connection, *, user_id: uuid.UUID) -> None:
+    connection.execute(sa.select(sa.func.pg_advisory_unlock(_lock_key(user_id))))

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from db.models import NotionConnection, NotionSync
 from db.scoped import user_scope
-from ingest.notion.errors import NotionAuthError, NotionNotConnected
+from ingest.notion.errors import NotionAuthError, NotionNotConnected, NotionSyncRunning
 from ingest.notion.report import SyncProgress
 from ingest.notion.service import (
     connect_notion,
@@ -235,6 +235,25 @@ def test_interrupted_run_is_recorded_and_the_next_run_resumes(
     assert report.status == "success"
     assert (report.pages_unchanged, report.pages_new) == (3, len(demo.page_ids) - 3)
     assert connected.source_ids() == demo.page_ids
+
+
+def test_a_second_sync_of_the_same_user_is_refused_while_one_runs(
+    connected: Connected, demo: Demo
+) -> None:
+    refusals: list[str] = []
+
+    def try_again(event: SyncProgress) -> None:
+        if event.phase == "pages" and event.done == 1:
+            with pytest.raises(NotionSyncRunning) as caught:
+                connected.sync()
+            refusals.append(str(caught.value))
+
+    report = connected.sync(progress=try_again)
+
+    assert report.status == "success" and len(refusals) == 1
+    assert "already running" in refusals[0]
+    assert [r["status"] for r in _runs(connected)] == ["success"]
+    assert connected.sync().pages_unchanged == len(demo.page_ids)  # the lock was released
 
 
 def test_progress_reports_each_page_with_a_growing_total(connected: Connected,

@@ -11,6 +11,7 @@ __all__ = [
     "NotionError",
     "NotionNotConnected",
     "NotionRateLimited",
+    "NotionSyncRunning",
     "NotionTokenUnreadable",
     "NotionUnavailable",
 ]
@@ -65,3 +66,7 @@ class NotionNotConnected(NotionError):
 
 class NotionTokenUnreadable(NotionError):
     """The stored token cannot be decrypted with the current secret key."""
+
+
+class NotionSyncRunning(NotionError):
+    """Another sync of the same user's workspace is in progress."""

@@ -31,7 +31,7 @@ from ingest.indexing import delete_source, index_source
 from ingest.notion.blocks import page_title, properties_lines, render_page
 from ingest.notion.client import NotionClient
 from ingest.notion.enumerate import Children, Walker, WalkOutcome, parent_container
-from ingest.notion.errors import NotionAuthError
+from ingest.notion.errors import NotionAuthError, NotionSyncRunning
 from ingest.notion.report import SyncProgress, SyncReport
 from ingest.splitting import split_documents
 
@@ -79,9 +79,30 @@ def run_sync(
     *, engine: Engine, embeddings: Embeddings, user_id: uuid.UUID, client: NotionClient,
     options: SyncOptions | None = None, progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
-    """One run, recorded in `notion_syncs`; auth and search failures are re-raised."""
+    """One run, recorded in `notion_syncs`; auth and search failures are re-raised.
+
+    Runs of one user are exclusive (a PostgreSQL advisory lock, so this holds across
+    processes and app instances): a second one raises `NotionSyncRunning`.
+    """
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
+        if not repo.try_sync_lock(lock, user_id=user_id):
+            raise NotionSyncRunning(
+                "A Notion sync is already running for this user.",
+                hint="Wait for it to finish (see `kb notion status`), then sync again.",
+            )
+        try:
+            return _run_locked(engine=engine, embeddings=embeddings, user_id=user_id,
+                               client=client, options=options, progress=progress)
+        finally:
+            repo.release_sync_lock(lock, user_id=user_id)
+
+
+def _run_locked(
+    *, engine: Engine, embeddings: Embeddings, user_id: uuid.UUID, client: NotionClient,
+    options: SyncOptions | None, progress: Callable[[SyncProgress], None] | None,
+) -> SyncReport:
     with user_scope(engine, user_id) as conn:
-        repo.fail_running_syncs(conn, user_id=user_id, reason="interrupted: a newer run started")
+        repo.fail_running_syncs(conn, user_id=user_id, reason="interrupted (the process stopped)")
         sync_id, started_at = repo.start_sync(conn, user_id=user_id)
         states = repo.load_pages(conn, user_id=user_id)
     report = SyncReport(status="running", started_at=started_at, sync_id=sync_id)
