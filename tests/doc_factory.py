@@ -23,7 +23,7 @@ from fpdf import FPDF
 from langchain_core.documents import Document
 from PIL import Image, ImageDraw
 from pypdf import PdfReader, PdfWriter
-from pypdf.constants import UserAccessPermissions
+from pypdf.constants import PageLabelStyle, UserAccessPermissions
 
 from ingest.errors import IngestError
 from ingest.loaders import load_file
@@ -47,6 +47,16 @@ def pdf_bytes(pages: Sequence[str | None], *, title: str | None = None) -> bytes
 
 def write_pdf(path: Path, pages: Sequence[str | None], *, title: str | None = None) -> Path:
     path.write_bytes(pdf_bytes(pages, title=title))
+    return path
+
+
+def write_pdf_with_roman_front_matter(path: Path, pages: Sequence[str], *, roman: int) -> Path:
+    """Pages labelled i, ii... for the first `roman` pages, then 1, 2..."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf_bytes(pages))))
+    writer.set_page_label(0, roman - 1, style=PageLabelStyle.LOWERCASE_ROMAN)
+    writer.set_page_label(roman, len(pages) - 1, style=PageLabelStyle.DECIMAL, start=1)
+    with path.open("wb") as handle:
+        writer.write(handle)
     return path
 
 

@@ -43,6 +43,18 @@ def test_pdf_gives_one_document_per_page_with_1_based_page_numbers(tmp_path: Pat
     assert [d.page_content for d in documents] == PAGES
     assert [d.metadata["page"] for d in documents] == [1, 2, 3]
     assert all(d.metadata["pages"] == 3 for d in documents)
+    assert all("page_label" not in d.metadata for d in documents)
+
+
+def test_pdf_printed_page_labels_are_kept_where_they_differ_from_the_number(
+    tmp_path: Path,
+) -> None:
+    path = make.write_pdf_with_roman_front_matter(tmp_path / "book.pdf", PAGES, roman=2)
+
+    documents = load_file(path)
+
+    assert [d.metadata["page"] for d in documents] == [1, 2, 3]
+    assert [d.metadata.get("page_label") for d in documents] == ["i", "ii", "1"]
 
 
 def test_pdf_metadata_names_the_file_its_title_hash_and_format(tmp_path: Path) -> None:

@@ -143,6 +143,13 @@ def test_pdf_pages_are_numbered_from_one_in_order() -> None:
     assert pages == list(range(1, 16))
 
 
+def test_lecture_notes_keep_their_roman_front_matter_labels() -> None:
+    documents = loaded("geotopo-lecture-notes-de-117p.pdf")
+
+    labels = [(d.metadata["page"], d.metadata.get("page_label")) for d in documents[:5]]
+    assert labels == [(1, "i"), (2, "ii"), (3, "iii"), (4, "1"), (5, "2")]
+
+
 def test_owner_password_pdf_reads_exactly_like_its_unencrypted_original() -> None:
     original = loaded("federal-register-2020-17221.pdf")
     encrypted = loaded("federal-register-encrypted-owner-password-only.pdf")

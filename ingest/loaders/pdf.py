@@ -42,6 +42,7 @@ def load_pdf(source: SourceFile) -> Extracted:
         if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
             raise _encrypted(name)
         pages = [page.extract_text() or "" for page in reader.pages]
+        labels = _page_labels(reader, len(pages))
         title = _title(reader)
     except FileNotDecryptedError:
         raise _encrypted(name) from None
@@ -60,8 +61,8 @@ def load_pdf(source: SourceFile) -> Extracted:
         ) from None
 
     parts = [
-        Part(text, {"page": number})
-        for number, raw in enumerate(pages, start=1)
+        Part(text, {"page": number, **({"page_label": label} if label else {})})
+        for number, (raw, label) in enumerate(zip(pages, labels, strict=True), start=1)
         if (text := normalise_text(raw))
     ]
     if not parts:
@@ -75,6 +76,21 @@ def load_pdf(source: SourceFile) -> Extracted:
     if len(parts) < len(pages):
         metadata["pages_without_text"] = len(pages) - len(parts)
     return Extracted(parts=parts, title=title, metadata=metadata)
+
+
+def _page_labels(reader: PdfReader, count: int) -> list[str | None]:
+    """The printed page labels ("iii", "47699") where the PDF defines them and they differ
+    from the 1-based page number; citations can show them next to `page`."""
+    try:
+        if "/PageLabels" not in reader.root_object:
+            return [None] * count
+        labels = list(reader.page_labels)
+    except _PARSE_ERRORS:
+        return [None] * count
+    if len(labels) != count:
+        return [None] * count
+    return [None if label == str(number) else label
+            for number, label in enumerate(labels, start=1)]
 
 
 def _title(reader: PdfReader) -> str | None:
