@@ -128,6 +128,28 @@ def test_trashing_a_parent_removes_its_hidden_descendants(connected: Connected,
     assert connected.source_ids() == demo.page_ids - {demo.onboarding, demo.checklist}
 
 
+def test_trashing_a_database_removes_its_rows(connected: Connected, demo: Demo) -> None:
+    connected.sync()
+    demo.workspace.trash(demo.database)
+
+    report = connected.sync()
+
+    assert report.pages_removed == len(demo.rows)
+    assert connected.source_ids() == demo.page_ids - set(demo.rows)
+
+
+def test_pages_that_cannot_be_checked_are_kept_not_deleted(connected: Connected,
+                                                           demo: Demo) -> None:
+    connected.sync()
+    connected.fake.add_fault(Fault(status=500, kind="pages", path_contains=demo.onboarding,
+                                   times=None))
+
+    report = connected.sync(max_retries=1)
+
+    assert report.status == "partial" and report.pages_removed == 0
+    assert connected.source_ids() == demo.page_ids  # unknown is not gone
+
+
 def test_unshared_page_is_removed(connected: Connected, demo: Demo) -> None:
     connected.sync()
     demo.workspace.unshare(demo.faq)
