@@ -240,6 +240,12 @@ def test_json_lines_are_records(tmp_path: Path) -> None:
     assert load_file(path)[0].page_content == "event: start\nevent: stop"
 
 
+def test_json_lines_saved_as_json_are_read_as_records(tmp_path: Path) -> None:
+    path = make.write_text(tmp_path / "events.json", '{"event": "start"}\n{"event": "stop"}\n')
+
+    assert load_file(path)[0].page_content == "event: start\nevent: stop"
+
+
 def test_invalid_json_reports_line_and_column(tmp_path: Path) -> None:
     error = refusal(make.write_text(tmp_path / "broken.json", '{\n  "a": 1,\n  "b": \n}'))
 

@@ -50,6 +50,12 @@ def _parse(source: SourceFile, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":
+            # Several values one after another: JSON Lines saved as .json.
+            try:
+                return _parse_lines(source, text)
+            except CorruptFile:
+                pass
         raise CorruptFile(
             f"{source.name} is not valid JSON: {exc.msg} at line {exc.lineno}, "
             f"column {exc.colno}.",
