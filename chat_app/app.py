@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import chainlit as cl
@@ -123,21 +124,34 @@ async def on_message(message: cl.Message) -> None:
             remember_exchange(parsed.argument, strip_footer(reply.content))
 
 
+async def _run_action(
+    handler: Callable[..., Awaitable[Any]],
+) -> None:
+    """Chainlit runs action callbacks without the "working" state; show it, and always
+    end it (an AskUserMessage inside leaves the task started)."""
+    emitter = cl.context.emitter
+    await emitter.task_start()
+    try:
+        await handler(services=await _services(), user_id=current_user_id())
+    finally:
+        await emitter.task_end()
+
+
 @cl.action_callback(notion.ACTION_CONNECT)
 async def on_notion_connect(action: cl.Action) -> None:
-    await notion.connect(services=await _services(), user_id=current_user_id())
+    await _run_action(notion.connect)
 
 
 @cl.action_callback(notion.ACTION_SYNC)
 async def on_notion_sync(action: cl.Action) -> None:
-    await notion.resync(services=await _services(), user_id=current_user_id())
+    await _run_action(notion.resync)
 
 
 @cl.action_callback(notion.ACTION_STATUS)
 async def on_notion_status(action: cl.Action) -> None:
-    await notion.show_status(services=await _services(), user_id=current_user_id())
+    await _run_action(notion.show_status)
 
 
 @cl.action_callback(notion.ACTION_DISCONNECT)
 async def on_notion_disconnect(action: cl.Action) -> None:
-    await notion.disconnect(services=await _services(), user_id=current_user_id())
+    await _run_action(notion.disconnect)

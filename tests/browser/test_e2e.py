@@ -24,6 +24,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
+from tests.fake_notion import FakeNotion
+from tests.notion_fixtures import build_demo
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -78,7 +81,14 @@ def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> Non
 
 
 @pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[str]:
+def notion() -> Iterator[FakeNotion]:
+    """A fake Notion API on 127.0.0.1 with a small workspace (tests/fake_notion)."""
+    with FakeNotion(build_demo().workspace) as fake:
+        yield fake
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path, notion: FakeNotion) -> Iterator[str]:
     """`kb serve` on a free port; yields its base URL."""
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
@@ -89,6 +99,8 @@ def server(db_url: str, tmp_path: Path) -> Iterator[str]:
         KB_DATA_DIR=str(tmp_path / "data"),
         KB_ADMIN_PASSWORD="admin-password-1",
         KB_LLM="",
+        KB_NOTION_BASE_URL=notion.url,
+        KB_NOTION_REQUESTS_PER_SECOND="0",
     )
     env.pop("CI", None)
     log = (tmp_path / "server.log").open("wb")
@@ -123,7 +135,7 @@ def server(db_url: str, tmp_path: Path) -> Iterator[str]:
                 os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / "e2e-server.log").write_bytes((tmp_path / "server.log").read_bytes())
+        (ARTIFACTS / f"e2e-server-{port}.log").write_bytes((tmp_path / "server.log").read_bytes())
 
 
 @pytest.fixture
@@ -236,3 +248,34 @@ def test_upload_ask_cite_resume_and_isolation(
         assert "4217" not in bob.content()
         assert bob.locator("#thread-history a[href*='" + thread_id + "']").count() == 0
         bob.screenshot(path=str(ARTIFACTS / "e2e-second-user.png"), full_page=True)
+
+
+def test_connect_notion_resync_and_ask_about_a_page(
+    server: str, browser: Browser, make_user: Callable[..., Any], notion: FakeNotion
+) -> None:
+    make_user("carol")
+    token = notion.workspace.token
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    with screenshots_on_failure([page], "e2e-notion"):
+        _login(page, server, "carol", "password123")
+        _ask(page, "/notion")
+        page.get_by_role("button", name="Connect Notion").click()
+        page.wait_for_selector("text=internal integration token", timeout=30_000)
+        _ask(page, token)
+        page.locator(".ai-message", has_text="is connected to Acme").wait_for(timeout=30_000)
+        assert token not in page.content()  # the reply carrying it is gone from the chat
+
+        page.get_by_role("button", name="Re-sync now").last.click()
+        summary = page.locator(".ai-message", has_text="Notion sync success")
+        summary.wait_for(timeout=INDEXING_S * 1000)
+        assert "0 errors" in summary.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "e2e-notion-synced.png"), full_page=True)
+
+        _ask(page, "How many days of paid leave does every employee have?")
+        answer = page.locator(".ai-message", has_text="twenty-five").last
+        answer.wait_for(timeout=120_000)
+        _wait_reply_done(page)
+        assert "Notion: Team handbook" in answer.inner_text()
+        page.reload()
+        page.wait_for_selector("#chat-settings-open-modal", timeout=30_000)
+        assert token not in page.content()
