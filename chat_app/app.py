@@ -24,7 +24,7 @@ from chat_app.handlers import notion
 from chat_app.handlers.ask import ANSWER_KIND, answer_question
 from chat_app.handlers.citations import strip_footer
 from chat_app.handlers.commands import parse_command, send_chat_setup, starters
-from chat_app.handlers.history import restore_memory
+from chat_app.handlers.history import name_thread_after_question, restore_memory
 from chat_app.handlers.session import (
     chat_options,
     current_user_id,
@@ -122,6 +122,7 @@ async def on_message(message: cl.Message) -> None:
         )
         if (reply.metadata or {}).get("kind") == ANSWER_KIND:
             remember_exchange(parsed.argument, strip_footer(reply.content))
+            await name_thread_after_question(services.engine, user_id, parsed.argument)
 
 
 async def _run_action(

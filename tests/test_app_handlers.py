@@ -536,3 +536,31 @@ async def test_notion_resync_without_a_connection_says_what_to_do(
         msg = await resync(services=services, user_id=alice.id)
     assert msg.content.startswith("**Notion sync failed:**")
     assert "not connected Notion" in msg.content
+
+
+async def test_a_chat_begun_with_a_command_is_named_after_its_first_question(
+    services: Services, make_user: Callable[..., Any], engine: Engine
+) -> None:
+    from chat_app.handlers.history import name_thread_after_question
+
+    alice, bob = make_user("alice"), make_user("bob")
+    threads = {name: str(uuid.uuid4()) for name in ("command", "question", "bobs")}
+    with engine.begin() as conn:
+        for key, name, owner in (
+            ("command", "/upload", alice),
+            ("question", "Hello?", alice),
+            ("bobs", "/sources", bob),
+        ):
+            conn.execute(
+                sa.text('INSERT INTO threads (id, name, "userId") VALUES (:t, :n, :u)'),
+                {"t": threads[key], "n": name, "u": owner.id},
+            )
+    for key in threads:
+        async with chainlit_context(alice, thread_id=threads[key]):
+            await name_thread_after_question(engine, alice.id, "  What is  the reactor's heat? ")
+            await name_thread_after_question(engine, alice.id, "second question")
+    with engine.connect() as conn:
+        names = dict(conn.execute(sa.text("SELECT id::text, name FROM threads")).all())
+    assert names[threads["command"]] == "What is the reactor's heat?"
+    assert names[threads["question"]] == "Hello?"
+    assert names[threads["bobs"]] == "/sources"  # not alice's chat

@@ -1,15 +1,21 @@
-"""Resuming a chat from the sidebar: rebuild the chain's memory from the stored steps."""
+"""Chat history: the memory of a resumed chat, rebuilt from its stored steps; its name."""
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import chainlit as cl
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from chat_app.handlers.ask import ANSWER_KIND
 from chat_app.handlers.citations import strip_footer
 from chat_app.handlers.session import MAX_HISTORY_MESSAGES, set_history
 
-__all__ = ["memory_from_steps", "restore_memory"]
+__all__ = ["memory_from_steps", "name_thread_after_question", "restore_memory"]
 
 
 def _metadata(step: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,3 +59,28 @@ def restore_memory(thread: Mapping[str, Any]) -> list[tuple[str, str]]:
     memory = memory_from_steps(thread.get("steps") or [])
     set_history(memory)
     return memory
+
+
+_RENAME = sa.text(
+    """
+    UPDATE threads SET name = :name
+    WHERE id = :thread_id AND "userId" = :user_id
+      AND (name IS NULL OR btrim(name) = '' OR name LIKE '/%')
+    """
+)
+_NAMED_KEY = "kb_thread_named"
+
+
+def _rename(engine: Engine, thread_id: str, user_id: uuid.UUID, name: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(_RENAME, {"name": name, "thread_id": thread_id, "user_id": user_id})
+
+
+async def name_thread_after_question(engine: Engine, user_id: uuid.UUID, question: str) -> None:
+    """Chainlit names a chat after its first message; when that was a command
+    ("/upload") or files alone, the first question names it instead (once per chat)."""
+    if cl.user_session.get(_NAMED_KEY):
+        return
+    cl.user_session.set(_NAMED_KEY, True)
+    name = " ".join(question.split())[:80]
+    await asyncio.to_thread(_rename, engine, cl.context.session.thread_id, user_id, name)
