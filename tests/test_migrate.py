@@ -26,6 +26,7 @@ from db.legacy import (
     migrate_legacy,
 )
 from db.legacy.coerce import parse_timestamp
+from db.legacy.hnsw import INDEX_NAME
 from db.migrate import current_revision, head_revision
 from db.models import User
 from db.reset import reset_database
@@ -592,3 +593,51 @@ def test_chunk_id_owned_by_another_target_user_is_reported_not_overwritten(
             sa.text("SELECT text FROM document_chunks WHERE chunk_id = 'chunk-001'")
         )
         assert text.scalar_one() == "zed's own text"
+
+
+# --- bulk loads: the HNSW index is built once, after the load -------------------------------
+
+
+def _hnsw_definition(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"), {"n": INDEX_NAME}
+        ).scalar()
+
+
+def test_bulk_load_into_empty_table_builds_the_same_hnsw_index_after_loading(
+    engine: Engine, legacy: LegacyFixture
+) -> None:
+    before = _hnsw_definition(engine)
+    seen_during_load: list[str | None] = []
+
+    def watch(event: BatchDone) -> None:
+        if event.phase == "vectors" and event.batch == 2:
+            seen_during_load.append(_hnsw_definition(engine))
+
+    report = _migrate(engine, legacy, bulk_index_threshold=1, on_batch=watch)
+    assert seen_during_load == [None]  # dropped while loading
+    assert before is not None and _hnsw_definition(engine) == before
+    assert any("HNSW index built once" in n for n in report.notes)
+    assert report.ok, report.to_text()
+
+
+def test_interrupted_bulk_load_restores_the_index_and_a_killed_one_is_repaired(
+    engine: Engine, legacy: LegacyFixture
+) -> None:
+    before = _hnsw_definition(engine)
+
+    def stop(event: BatchDone) -> None:
+        if event.phase == "vectors" and event.batch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _migrate(engine, legacy, bulk_index_threshold=1, on_batch=stop)
+    assert _hnsw_definition(engine) == before
+
+    # A run killed outright leaves the index dropped: the next run rebuilds it.
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP INDEX {INDEX_NAME}"))
+    report = _migrate(engine, legacy)
+    assert _hnsw_definition(engine) == before
+    assert report.ok and _counts(engine) == EXPECTED_COUNTS

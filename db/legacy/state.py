@@ -31,6 +31,8 @@ class MigrationOptions:
     neighbour_sample: int = 10
     neighbour_k: int = 5
     assistant_name: str = "Assistant"
+    #: From this many points into an empty table, the HNSW index is built after the load.
+    bulk_index_threshold: int = 5000
 
 
 @dataclass(frozen=True)

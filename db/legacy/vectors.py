@@ -9,6 +9,7 @@ seen twice keeps its first point. Chunks already present are left as they are.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Connection
 from db.chunks import ChunkRow, insert_chunks
 from db.errors import InvalidInput
 from db.legacy.coerce import parse_int, parse_json, parse_text
+from db.legacy.hnsw import defer_index, restore_index
 from db.legacy.mapping import chunk_id_of
 from db.legacy.qdrant_source import LegacyPoint, LegacyQdrant
 from db.legacy.report import SampledChunk, TableReport
@@ -186,34 +188,48 @@ def migrate_chunks(
     total = qdrant.count()
     state.announce("vectors", total)
     seen: dict[str, str] = {}
-    for number, points in enumerate(qdrant.scroll(batch_size=state.options.batch_size), start=1):
-        report.read += len(points)
-        candidates = []
-        for point in points:
-            found = _candidate(point, state, report, seen, copy)
-            if found is None:
-                phase.skipped_points.append(point.raw_id)
-            else:
-                candidates.append(found)
-        by_user: dict[uuid.UUID, list[_Candidate]] = {}
-        for c in candidates:
-            by_user.setdefault(c.user.id, []).append(c)
-        migrated: list[_Candidate] = []
-        for user_id, items in by_user.items():
-            migrated += _write_user_batch(
-                state,
-                phase,
-                report,
-                user_id,
-                items,
-                model=model,
-                dimension=dimension,
-                write=not skip_embedding,
-            )
-        for c in migrated:
-            phase.payload_users.setdefault(c.user.id, set()).add(str(c.point.payload["user_id"]))
-            _offer(phase, rng, state.options.vector_sample, c)
-        state.batch_done("vectors", number, report.read, total)
+    deferred = defer_index(state.target, points=total, threshold=state.options.bulk_index_threshold)
+    try:
+        for number, points in enumerate(
+            qdrant.scroll(batch_size=state.options.batch_size), start=1
+        ):
+            report.read += len(points)
+            candidates = []
+            for point in points:
+                found = _candidate(point, state, report, seen, copy)
+                if found is None:
+                    phase.skipped_points.append(point.raw_id)
+                else:
+                    candidates.append(found)
+            by_user: dict[uuid.UUID, list[_Candidate]] = {}
+            for c in candidates:
+                by_user.setdefault(c.user.id, []).append(c)
+            migrated: list[_Candidate] = []
+            for user_id, items in by_user.items():
+                migrated += _write_user_batch(
+                    state,
+                    phase,
+                    report,
+                    user_id,
+                    items,
+                    model=model,
+                    dimension=dimension,
+                    write=not skip_embedding,
+                )
+            for c in migrated:
+                phase.payload_users.setdefault(c.user.id, set()).add(
+                    str(c.point.payload["user_id"])
+                )
+                _offer(phase, rng, state.options.vector_sample, c)
+            state.batch_done("vectors", number, report.read, total)
+    except BaseException:
+        if deferred is not None:
+            with contextlib.suppress(Exception):  # keep the original error
+                restore_index(state.target, deferred)
+        raise
+    if deferred is not None:
+        seconds = restore_index(state.target, deferred)
+        state.report.notes.append(f"HNSW index built once after the bulk load ({seconds:.1f} s)")
     return phase
 
 
