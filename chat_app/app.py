@@ -33,7 +33,7 @@ from chat_app.handlers.session import (
 )
 from chat_app.handlers.sources import forget_source, show_sources
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
-from chat_app.services import Services, get_services
+from chat_app.services import Services, close_services, get_services
 from chat_app.storage import install_file_route
 
 log = logging.getLogger("kb.app")
@@ -63,6 +63,24 @@ def data_layer() -> SQLAlchemyDataLayer:
 install_file_route(server_app, storage_engine)
 
 
+@cl.on_app_startup
+async def on_app_startup() -> None:
+    # Connect now and load the embedding model in the background, so the first
+    # login and the first question do not wait for them.
+    services = await _services()
+    asyncio.get_running_loop().run_in_executor(None, lambda: services.embeddings)
+
+
+@cl.on_app_shutdown
+async def on_app_shutdown() -> None:
+    if _data_layer is not None:
+        await _data_layer.engine.dispose()
+    if _storage_engine is not None:
+        await _storage_engine.dispose()
+    # Releases the embedded server's handle: the last process to let go stops it.
+    await asyncio.to_thread(close_services)
+
+
 cl.password_auth_callback(auth.password_auth_callback)
 
 
@@ -77,8 +95,6 @@ async def set_starters(
 async def on_chat_start() -> None:
     services = await _services()
     await send_chat_setup(services.settings)
-    # Load the embedding model while the user reads the starters.
-    asyncio.get_running_loop().run_in_executor(None, lambda: services.embeddings)
 
 
 @cl.on_chat_resume

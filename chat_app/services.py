@@ -18,7 +18,7 @@ from chat_app.settings import Settings
 if TYPE_CHECKING:
     from chat_app.runtime import Runtime
 
-__all__ = ["Services", "get_services", "set_services"]
+__all__ = ["Services", "close_services", "get_services", "set_services"]
 
 
 @dataclass
@@ -101,6 +101,15 @@ def get_services() -> Services:
 
             _services = from_runtime(open_runtime())
         return _services
+
+
+def close_services() -> None:
+    """Release the process's runtime (pool, embedded-server handle) at shutdown."""
+    global _services
+    with _services_lock:
+        if _services is not None and _services.runtime is not None:
+            _services.runtime.close()
+        _services = None
 
 
 def set_services(services: Services | None) -> None:
