@@ -8,6 +8,7 @@ from rich.table import Table
 
 from chat_app.cli.context import runtime, user_id_for
 from chat_app.cli.output import console, err_console
+from ingest.notion.errors import NotionNotConnected
 from ingest.notion.report import SyncProgress, SyncReport
 from ingest.notion.service import (
     NotionStatus,
@@ -62,6 +63,12 @@ def sync(user: str = _USER) -> None:
     with runtime() as rt:
         user_id = user_id_for(rt, user)
         settings = rt.settings
+        current = notion_status(engine=rt.engine, user_id=user_id)
+        if current is None or not current.connected:  # say so before loading the model
+            raise NotionNotConnected(
+                f"{user} has not connected Notion.",
+                hint=f"Run `kb notion connect --user {user}` first.",
+            )
         with console.status("Loading the embedding model..."):
             embeddings = rt.embeddings
         with Progress(
