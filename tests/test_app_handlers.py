@@ -93,7 +93,8 @@ async def test_uploaded_file_is_indexed_in_its_own_step(
         )
     assert [(o.name, o.status) for o in outcomes] == [("reactor.md", "indexed")]
     steps = [m for m in final_messages(session).values() if m["type"] == "tool"]
-    assert [s["name"] for s in steps] == ["Indexing reactor.md"]
+    assert [s["name"] for s in steps] == ["reactor.md"]
+    assert steps[0]["defaultOpen"] is True
     assert steps[0]["output"] == f"Indexed {outcomes[0].chunks} chunks."
     assert not steps[0]["isError"]
     assert _chunks(services.engine, alice.id) == {"reactor.md": outcomes[0].chunks}
@@ -132,7 +133,7 @@ async def test_a_bad_file_fails_its_step_and_the_others_are_still_indexed(
             user_id=alice.id,
         )
     assert [o.status for o in outcomes] == ["error", "indexed"]
-    failed = next(m for m in final_messages(session).values() if m["name"] == "Indexing broken.pdf")
+    failed = next(m for m in final_messages(session).values() if m["name"] == "broken.pdf")
     assert failed["isError"] and "broken.pdf" in failed["output"]
     assert set(_chunks(services.engine, alice.id)) == {"reactor.md"}
     assert any("Could not index **broken.pdf**" in text for text in outputs(session))

@@ -213,7 +213,9 @@ async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
             progress=progress,
         )
 
-    async with cl.Step(name="Syncing Notion", type="tool", show_input=False) as step:
+    async with cl.Step(
+        name="Notion sync", type="tool", show_input=False, default_open=True
+    ) as step:
         step.output = "Listing pages shared with the integration…"
         await step.update()
 

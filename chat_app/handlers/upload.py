@@ -133,7 +133,9 @@ async def _ingest_with_step(
 ) -> UploadOutcome:
     name = _safe_name(upload.name)
     limit = services.settings.max_file_bytes
-    async with cl.Step(name=f"Indexing {name}", type="tool", show_input=False) as step:
+    # Named after the file (Chainlit shows "Using <name>" / "Used <name>"), open so the
+    # progress lines are visible without a click.
+    async with cl.Step(name=name, type="tool", show_input=False, default_open=True) as step:
         if upload.size > limit:
             step.is_error = True
             step.output = (
@@ -146,7 +148,8 @@ async def _ingest_with_step(
         await step.update()
 
         async def show(report: Any) -> None:
-            step.output = str(report)
+            text = str(report)
+            step.output = text[:1].upper() + text[1:] + "…"
             await step.update()
 
         try:

@@ -205,7 +205,7 @@ def test_upload_ask_cite_resume_and_isolation(
         alice.set_input_files("#upload-button-input", str(pdf))
         alice.wait_for_selector("text=zorblatt-manual.pdf", timeout=30_000)
         _ask(alice, "Here is the reactor manual.")
-        alice.wait_for_selector("text=Indexing zorblatt-manual.pdf", timeout=60_000)
+        alice.wait_for_selector("text=Used zorblatt-manual.pdf", timeout=INDEXING_S * 1000)
         alice.wait_for_selector(
             ".ai-message >> text=/Indexed zorblatt-manual\\.pdf \\(\\d+ chunks\\)/",
             timeout=INDEXING_S * 1000,
