@@ -11,7 +11,12 @@ from sqlalchemy.engine import Engine
 
 from db.models import NotionConnection, NotionSync
 from db.scoped import user_scope
-from ingest.notion.errors import NotionAuthError, NotionNotConnected, NotionSyncRunning
+from ingest.notion.errors import (
+    NotionAuthError,
+    NotionNotConnected,
+    NotionSyncRunning,
+    NotionTokenUnreadable,
+)
 from ingest.notion.report import SyncProgress
 from ingest.notion.service import (
     connect_notion,
@@ -300,6 +305,16 @@ def test_token_is_stored_encrypted(connected: Connected, demo: Demo) -> None:
     status = notion_status(engine=connected.engine, user_id=connected.user_id)
     assert status is not None and demo.workspace.token not in repr(status)
     assert status.workspace_name == "Acme"
+
+
+def test_a_changed_secret_key_asks_to_reconnect(connected: Connected) -> None:
+    with pytest.raises(NotionTokenUnreadable) as caught:
+        sync_notion(engine=connected.engine, embeddings=connected.embeddings,
+                    user_id=connected.user_id, secret_key="another key",
+                    base_url=connected.fake.url)
+
+    assert caught.value.hint is not None and "kb notion connect" in caught.value.hint
+    assert connected.fake.count("search") == 0
 
 
 def test_disconnect_forgets_the_token_and_the_notion_chunks(connected: Connected) -> None:
