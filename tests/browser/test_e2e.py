@@ -88,7 +88,9 @@ def notion() -> Iterator[FakeNotion]:
 
 
 @pytest.fixture
-def server(db_url: str, tmp_path: Path, notion: FakeNotion) -> Iterator[str]:
+def server(
+    db_url: str, tmp_path: Path, notion: FakeNotion, request: pytest.FixtureRequest
+) -> Iterator[str]:
     """`kb serve` on a free port; yields its base URL."""
     if not CHROMIUM.exists():
         pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
@@ -135,7 +137,9 @@ def server(db_url: str, tmp_path: Path, notion: FakeNotion) -> Iterator[str]:
                 os.killpg(proc.pid, signal.SIGKILL)
         log.close()
         ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / f"e2e-server-{port}.log").write_bytes((tmp_path / "server.log").read_bytes())
+        (ARTIFACTS / f"{request.node.name}-server.log").write_bytes(
+            (tmp_path / "server.log").read_bytes()
+        )
 
 
 @pytest.fixture
@@ -199,7 +203,11 @@ def test_upload_ask_cite_resume_and_isolation(
     alice = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
     pages = [alice]
     with screenshots_on_failure(pages, "e2e"):
+        alice.goto(server + "/")
+        alice.wait_for_selector("#email", timeout=30_000)
+        alice.screenshot(path=str(ARTIFACTS / "e2e-login.png"))
         _login(alice, server, "alice", "password123")
+        alice.screenshot(path=str(ARTIFACTS / "e2e-welcome.png"))
 
         # Upload through the attachment button; the file is sent with a message.
         alice.set_input_files("#upload-button-input", str(pdf))
