@@ -81,12 +81,12 @@ class Walker:
         self._queue: deque[tuple[str, Any, str | None]] = deque()
         self._queued: set[str] = set()
         self._data_sources: set[str] = set()
+        self._pages_queued = 0
 
     @property
     def discovered(self) -> int:
         """Pages visited plus pages waiting: the current best total for progress."""
-        return len(self.outcome.pages) + sum(1 for kind, _, _ in self._queue
-                                             if kind in ("page", "page_id"))
+        return len(self.outcome.pages) + self._pages_queued
 
     def run(self) -> WalkOutcome:
         """Walk; search failures and auth errors propagate (nothing can be concluded)."""
@@ -104,6 +104,8 @@ class Walker:
                 self._push("data_source", result["id"], database_id)
         while self._queue:
             kind, item, container = self._queue.popleft()
+            if kind in ("page", "page_id"):
+                self._pages_queued -= 1
             try:
                 if kind == "page":
                     self._page(item, container)
@@ -129,6 +131,8 @@ class Walker:
             return
         self._queued.add(key)
         self._queue.append((kind, item, container))
+        if kind in ("page", "page_id"):
+            self._pages_queued += 1
 
     def _page(self, page: Page, container: str | None) -> None:
         page_id = page["id"]
