@@ -161,9 +161,11 @@ class _Renderer:
         return "".join(out)
 
     def nested(self, block: Block, indent: str) -> str:
+        """The block's children on the following lines, indented under it."""
         inner = self.render(self.children(block))
-        return "".join(f"\n{indent}{line}" if line else "\n" for line in inner.split("\n")) \
-            if inner else ""
+        if not inner:
+            return ""
+        return "".join(f"\n{indent}{line}" if line else "\n" for line in inner.split("\n"))
 
     def block(self, block: Block, number: int) -> str:
         kind = block.get("type", "")
