@@ -14,6 +14,7 @@ from typing import Any
 
 import chainlit as cl
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.oauth_providers import get_configured_oauth_providers
 from chainlit.server import app as server_app
 from chainlit.types import ThreadDict
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -82,6 +83,8 @@ async def on_app_shutdown() -> None:
 
 
 cl.password_auth_callback(auth.password_auth_callback)
+if get_configured_oauth_providers():  # e.g. OAUTH_GITHUB_CLIENT_ID/_SECRET are set
+    cl.oauth_callback(auth.oauth_callback)
 
 
 @cl.set_starters

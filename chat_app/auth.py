@@ -1,9 +1,9 @@
 """Password login against the `users` table (argon2 hashes; disabled users refused).
 
 Chainlit calls `password_auth_callback`; the check itself is a plain function of
-an engine so tests call it directly. OAuth and header auth are Chainlit's own
-(`@cl.oauth_callback`, `@cl.header_auth_callback` plus its environment variables);
-`ensure_active` lets those callbacks refuse accounts an admin disabled.
+an engine so tests call it directly. OAuth is Chainlit's own: the app registers
+`oauth_callback` when a provider's environment variables are set; it admits
+existing, enabled accounts only.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from typing import Any
 
 import chainlit as cl
 from sqlalchemy.engine import Engine
@@ -18,7 +19,13 @@ from sqlalchemy.orm import Session
 
 from db.users import authenticate, get_user
 
-__all__ = ["check_password", "ensure_active", "password_auth_callback", "user_id_of"]
+__all__ = [
+    "account_is_active",
+    "check_password",
+    "oauth_callback",
+    "password_auth_callback",
+    "user_id_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +52,14 @@ def check_password(engine: Engine, identifier: str, password: str) -> cl.User | 
         )
 
 
-def ensure_active(engine: Engine, identifier: str) -> bool:
-    """False when an account with this login exists and is disabled (for OAuth/header auth)."""
+def account_is_active(engine: Engine, identifier: str) -> bool:
+    """An account with this login (or email) exists and is enabled.
+
+    OAuth and header logins need one: an administrator creates it first
+    (`kb users add`), so a valid GitHub or Google account alone is not enough."""
     with Session(engine) as session:
         user = get_user(session=session, identifier=identifier)
-        return user is None or user.is_active
+        return user is not None and user.is_active
 
 
 def user_id_of(user: cl.User | cl.PersistedUser | None) -> uuid.UUID:
@@ -62,8 +72,38 @@ def user_id_of(user: cl.User | cl.PersistedUser | None) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
-async def password_auth_callback(username: str, password: str) -> cl.User | None:
+async def _engine() -> Engine:
     from chat_app.services import get_services
 
-    engine = (await asyncio.to_thread(get_services)).engine
-    return await asyncio.to_thread(check_password, engine, username, password)
+    return (await asyncio.to_thread(get_services)).engine
+
+
+async def password_auth_callback(username: str, password: str) -> cl.User | None:
+    return await asyncio.to_thread(check_password, await _engine(), username, password)
+
+
+async def oauth_callback(
+    provider_id: str,
+    token: str,
+    raw_user_data: dict[str, Any],
+    default_user: cl.User,
+    id_token: str | None = None,
+) -> cl.User | None:
+    """Active only when a provider is configured (OAUTH_GITHUB_CLIENT_ID...): the
+    provider's login must name an enabled account (matched by login or email)."""
+    identifier = default_user.identifier.strip().lower()
+    if not await asyncio.to_thread(account_is_active, await _engine(), identifier):
+        log.info("refused an OAuth login from %s: no enabled account", provider_id)
+        return None
+    with Session(await _engine()) as session:
+        user = get_user(session=session, identifier=identifier)
+        assert user is not None
+        return cl.User(
+            identifier=user.identifier,
+            display_name=user.display_name or default_user.display_name or user.identifier,
+            metadata={
+                "kb_user_id": str(user.id),
+                "role": "admin" if user.is_admin else "user",
+                "provider": provider_id,
+            },
+        )

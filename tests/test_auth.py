@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from chat_app.auth import check_password, ensure_active, user_id_of
+from chat_app.auth import account_is_active, check_password, user_id_of
 from db.users import set_active
 
 
@@ -59,8 +59,15 @@ def test_disabled_users_are_refused(engine: Engine, make_user: Callable[..., Any
         set_active(session=session, identifier="alice", active=False)
         session.commit()
     assert check_password(engine, "alice", "password123") is None
-    assert ensure_active(engine, "alice") is False
-    assert ensure_active(engine, "someone-from-oauth") is True
+    assert account_is_active(engine, "alice") is False
+
+
+def test_oauth_logins_need_an_enabled_account(
+    engine: Engine, make_user: Callable[..., Any]
+) -> None:
+    make_user("bob@example.com")
+    assert account_is_active(engine, "bob@example.com") is True
+    assert account_is_active(engine, "stranger@example.com") is False
 
 
 def test_the_password_is_never_logged(
@@ -80,3 +87,29 @@ def test_oauth_users_are_identified_by_their_persisted_id() -> None:
         user_id_of(None)
     with pytest.raises(PermissionError):
         user_id_of(cl.User(identifier="header-user"))
+
+
+async def test_oauth_admits_only_enabled_existing_accounts(
+    engine: Engine, make_user: Callable[..., Any], tmp_path: Any
+) -> None:
+    from chat_app.auth import oauth_callback
+    from chat_app.services import Services, set_services
+    from tests.app_fixtures import make_settings
+
+    bob = make_user("bob@example.com")
+    make_user("carol@example.com")
+    with Session(engine) as session:
+        set_active(session=session, identifier="carol@example.com", active=False)
+        session.commit()
+    set_services(
+        Services(settings=make_settings(tmp_path), engine=engine, database_url="", secret_key="k")
+    )
+    try:
+        admitted = await oauth_callback("google", "t", {}, cl.User(identifier="Bob@Example.com"))
+        stranger = await oauth_callback("google", "t", {}, cl.User(identifier="eve@example.com"))
+        disabled = await oauth_callback("google", "t", {}, cl.User(identifier="carol@example.com"))
+    finally:
+        set_services(None)
+    assert admitted is not None and user_id_of(admitted) == bob.id
+    assert admitted.metadata["provider"] == "google"
+    assert stranger is None and disabled is None
