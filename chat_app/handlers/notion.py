@@ -246,7 +246,7 @@ async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
             )
             await msg.send()
             return msg
-        step.output = str(report)
+        step.output = f"Done: {report.pages_seen} pages checked in {report.seconds:.1f} s."
     msg = cl.Message(
         content=_report_text(report), actions=_actions(True), metadata={"kind": "notion"}
     )

@@ -22,7 +22,9 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from playwright.sync_api import Browser, Page
+from sqlalchemy.engine import Engine
 
 from tests.fake_notion import FakeNotion
 from tests.notion_fixtures import build_demo
@@ -259,7 +261,11 @@ def test_upload_ask_cite_resume_and_isolation(
 
 
 def test_connect_notion_resync_and_ask_about_a_page(
-    server: str, browser: Browser, make_user: Callable[..., Any], notion: FakeNotion
+    server: str,
+    browser: Browser,
+    make_user: Callable[..., Any],
+    notion: FakeNotion,
+    engine: Engine,
 ) -> None:
     make_user("carol")
     token = notion.workspace.token
@@ -274,7 +280,7 @@ def test_connect_notion_resync_and_ask_about_a_page(
         assert token not in page.content()  # the reply carrying it is gone from the chat
 
         page.get_by_role("button", name="Re-sync now").last.click()
-        summary = page.locator(".ai-message", has_text="Notion sync success")
+        summary = page.locator(".ai-message", has_text="Notion sync success").last
         summary.wait_for(timeout=INDEXING_S * 1000)
         assert "0 errors" in summary.inner_text()
         page.screenshot(path=str(ARTIFACTS / "e2e-notion-synced.png"), full_page=True)
@@ -287,3 +293,13 @@ def test_connect_notion_resync_and_ask_about_a_page(
         page.reload()
         page.wait_for_selector("#chat-settings-open-modal", timeout=30_000)
         assert token not in page.content()
+    # Nor anywhere in the stored chats (only encrypted in notion_connections).
+    with engine.connect() as conn:
+        stored = conn.execute(
+            sa.text(
+                "SELECT (SELECT count(*) FROM steps WHERE output LIKE :t OR input LIKE :t)"
+                " + (SELECT count(*) FROM threads WHERE name LIKE :t OR metadata::text LIKE :t)"
+            ),
+            {"t": f"%{token}%"},
+        ).scalar()
+    assert stored == 0
