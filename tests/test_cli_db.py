@@ -73,3 +73,19 @@ def test_backup_and_restore_bring_back_the_data(
     assert restore.returncode == 0, restore.stderr
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT identifier FROM users")).scalars().all() == ["keeper"]
+
+
+def test_reset_empties_every_table_and_keeps_the_schema_usable(  # type: ignore[no-untyped-def]
+    db_url: str, tmp_path: Path, engine: Engine, make_user
+) -> None:
+    make_user("temporary")
+    refused = kb("db", "reset", db_url=db_url, cwd=tmp_path)  # no --yes, no terminal: aborts
+    assert refused.returncode != 0
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar() == 1
+    reset = kb("db", "reset", "--yes", db_url=db_url, cwd=tmp_path)
+    assert reset.returncode == 0, reset.stderr
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM users")).scalar() == 0
+    doctor = kb("doctor", db_url=db_url, cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr

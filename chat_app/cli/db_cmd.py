@@ -53,3 +53,21 @@ def restore(
     with runtime(require_schema=False) as rt:
         tools.restore(rt.database_url, file)
     console.print(f"Restored from {file}.")
+
+
+@app.command("reset")
+def reset(
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Drop every kb table and recreate the schema empty (undoes `kb migrate`).
+
+    The database, the vector extension and the vector dimension are kept.
+    Back up first with `kb db backup FILE` if you may want the data back.
+    """
+    from db.reset import reset_database
+
+    if not yes:
+        typer.confirm("This deletes every user, chat and document. Continue?", abort=True)
+    with runtime(require_schema=False) as rt:
+        reset_database(rt.engine)
+    console.print("Database reset: the schema is empty and at the newest revision.")
