@@ -214,39 +214,44 @@ def _rank_sql(ranking: str, tsquery: str, where: str, similarity: str) -> str:
         """
     if ranking != "bm25":
         raise ValueError(f"unknown keyword ranking {ranking!r}")
+    # Only ids and lexemes are read for every match (`strip` drops the positions and
+    # detoasts once, not once per query word); the columns and the cosine similarity
+    # are fetched for the `limit` best rows alone.
     return f"""
         WITH terms AS MATERIALIZED (
             SELECT DISTINCT CAST(quote_literal(lexeme) AS tsquery) AS term
             FROM unnest(to_tsvector('english', :q))
         ),
+        counted AS MATERIALIZED (
+            SELECT term,
+                   (SELECT count(*) FROM document_chunks
+                    WHERE {where} AND text_tsv @@ terms.term) AS df
+            FROM terms
+        ),
         idf AS MATERIALIZED (
             SELECT term, ln(1 + (total.n - df + 0.5) / (df + 0.5)) AS weight
-            FROM (
-                SELECT term,
-                       (SELECT count(*) FROM document_chunks
-                        WHERE {where} AND text_tsv @@ terms.term) AS df
-                FROM terms
-            ) AS counted,
-            (SELECT count(*)::float8 AS n FROM document_chunks WHERE {where}) AS total
+            FROM counted,
+                 (SELECT count(*)::float8 AS n FROM document_chunks WHERE {where}) AS total
             WHERE df > 0
         ),
         matches AS MATERIALIZED (
-            SELECT {_COLUMNS}, text_tsv, {similarity} AS similarity,
-                   length(text_tsv)::float8 AS dl
+            SELECT id, strip(text_tsv) AS lexemes, length(text_tsv)::float8 AS dl
             FROM document_chunks, {tsquery} AS query
             WHERE {where} AND text_tsv @@ query
         ),
-        scored AS (
-            SELECT m.*, (SELECT coalesce(sum(idf.weight), 0) FROM idf
-                         WHERE m.text_tsv @@ idf.term) AS idf_sum,
-                   avg(dl) OVER () AS avgdl
+        ranked AS (
+            SELECT id,
+                   (SELECT coalesce(sum(idf.weight), 0) FROM idf WHERE m.lexemes @@ idf.term)
+                   * (:k1 + 1)
+                   / (1 + :k1 * (1 - :b + :b * dl / greatest(avg(dl) OVER (), 1))) AS rank
             FROM matches AS m
+            ORDER BY rank DESC, id
+            LIMIT :limit
         )
-        SELECT {_COLUMNS}, similarity,
-               idf_sum * (:k1 + 1) / (1 + :k1 * (1 - :b + :b * dl / greatest(avgdl, 1))) AS rank
-        FROM scored
-        ORDER BY rank DESC, chunk_id
-        LIMIT :limit
+        SELECT {_COLUMNS}, ranked.rank, {similarity} AS similarity
+        FROM ranked JOIN document_chunks USING (id)
+        WHERE {where}
+        ORDER BY ranked.rank DESC, chunk_id
     """
 
 
