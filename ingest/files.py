@@ -162,7 +162,13 @@ def ingest_files(
             on_result(result)
 
     def flush() -> None:
-        _prefetch(window, prefetched, engine=engine, user_id=user_id, report=report)
+        if not window:
+            return
+        try:
+            _prefetch(window, prefetched, engine=engine, user_id=user_id, report=report)
+        except Exception:
+            # Only an optimisation: each file then embeds and reports errors on its own.
+            log.warning("embedding ahead failed; embedding file by file", exc_info=True)
         for position, item, chunks in window:
             done(position, _index(item.source_id, chunks, engine=engine, embeddings=prefetched,
                                   user_id=user_id, options=options, report=report))
@@ -256,11 +262,7 @@ def _prefetch(
     if not texts:
         return
     report(f"embedding {len(texts)} chunks of {changed} files")
-    try:
-        prefetched.prefetch(texts)
-    except Exception:
-        # Indexing each file embeds on its own and reports its own error.
-        log.warning("embedding ahead failed; embedding file by file", exc_info=True)
+    prefetched.prefetch(texts)
 
 
 def _failure(name: str, exc: Exception) -> FileResult:

@@ -243,3 +243,19 @@ def test_results_keep_the_order_of_the_files_given(
                            user_id=alice.id, options=OPTIONS)
     assert [r.source_id for r in results] == ["good.txt", "empty.txt", "also.md"]
     assert [r.status for r in results] == ["indexed", "error", "indexed"]
+
+
+def test_when_embedding_ahead_fails_each_file_is_embedded_on_its_own(
+    tmp_path: Path, engine: Engine, make_user: MakeUser
+) -> None:
+    alice = make_user("alice")
+    for n in range(3):
+        _write(tmp_path / "docs" / f"note-{n}.txt", f"Note {n}: alpacas hum number {n}.")
+    embeddings = FailingEmbeddings(fail_on_call=1)  # the one call for the whole window
+
+    results = ingest_paths([tmp_path / "docs"], engine=engine, embeddings=embeddings,
+                           user_id=alice.id, options=OPTIONS)
+
+    assert [r.status for r in results] == ["indexed"] * 3
+    assert embeddings.calls == 4
+    assert len(chunk_snapshot(engine, alice.id)) == 3
