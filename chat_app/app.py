@@ -36,6 +36,7 @@ from chat_app.handlers.sources import forget_source, show_sources
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
 from chat_app.services import Services, close_services, get_services
 from chat_app.storage import install_file_route
+from db.errors import KbError
 
 log = logging.getLogger("kb.app")
 _data_layer: SQLAlchemyDataLayer | None = None
@@ -112,8 +113,25 @@ async def on_settings_update(values: dict[str, Any]) -> None:
     cl.user_session.set("chat_settings", values)
 
 
+async def _guarded(handler: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    """Whatever fails, the chat carries on with a message saying what happened."""
+    try:
+        await handler(*args)
+    except KbError as exc:
+        await cl.Message(content=f"**{exc.message}**" + (f" {exc.hint}" if exc.hint else "")).send()
+    except Exception:
+        log.exception("handling a chat event failed")
+        await cl.Message(
+            content="**Something went wrong.** The details are in the server log; please try again."
+        ).send()
+
+
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
+    await _guarded(_handle_message, message)
+
+
+async def _handle_message(message: cl.Message) -> None:
     services = await _services()
     user_id = current_user_id()
     uploads = uploads_from_elements(message.elements or [])
@@ -151,8 +169,12 @@ async def _run_action(
     end it (an AskUserMessage inside leaves the task started)."""
     emitter = cl.context.emitter
     await emitter.task_start()
-    try:
+
+    async def run() -> None:
         await handler(services=await _services(), user_id=current_user_id())
+
+    try:
+        await _guarded(run)
     finally:
         await emitter.task_end()
 
