@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
 
-from retrieval.prompts import EXTRACTIVE_LABEL, EXTRACTIVE_NOTHING
+from retrieval.prompts import EXTRACTIVE_LABEL, EXTRACTIVE_NOTHING, neutralize_citations
 
 __all__ = ["QuotedSentence", "extractive_answer", "pick_sentences", "split_sentences"]
 
@@ -122,4 +122,4 @@ def extractive_answer(
         return
     for i, quote in enumerate(quotes):
         end = "\n" if i < len(quotes) - 1 else ""
-        yield f"> “{quote.text}” [{quote.number}]\n{end}"
+        yield f"> “{neutralize_citations(quote.text)}” [{quote.number}]\n{end}"

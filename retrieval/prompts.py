@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
 __all__ = [
@@ -11,7 +13,17 @@ __all__ = [
     "EXTRACTIVE_LABEL",
     "EXTRACTIVE_NOTHING",
     "format_passages",
+    "neutralize_citations",
 ]
+
+_BRACKETED_NUMBERS = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def neutralize_citations(text: str) -> str:
+    """ "[12]" -> "(12)": a passage's own references (papers cite that way) must not be
+    confused with our citation markers, in the prompt or in a quote."""
+    return _BRACKETED_NUMBERS.sub(r"(\1)", text)
+
 
 DONT_KNOW = "I don't know from your documents."
 
@@ -60,5 +72,5 @@ def format_passages(passages: list[tuple[int, str, str]]) -> str:
     blocks = []
     for number, title, text in passages:
         heading = f"[{number}] {title}".rstrip()
-        blocks.append(f"{heading}\n{text.strip()}")
+        blocks.append(f"{heading}\n{neutralize_citations(text.strip())}")
     return "\n\n".join(blocks)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from db.scoped import user_scope
 from db.usage import list_usage
 from retrieval.chain import Answer, AnswerChain, build_answer_chain, cited_numbers
-from retrieval.prompts import DONT_KNOW, EXTRACTIVE_LABEL
+from retrieval.prompts import DONT_KNOW, EXTRACTIVE_LABEL, format_passages
 from tests.fakes import HashEmbeddings
 from tests.retrieval_fixtures import add_passages
 
@@ -238,3 +238,8 @@ def test_chunks_type_is_ai_message_chunk() -> None:
     # The chain reads `.text` and `usage_metadata` off the model's stream chunks.
     chunk = AIMessageChunk(content="hi")
     assert chunk.text == "hi"
+
+
+def test_a_passages_own_reference_numbers_are_not_shown_as_citation_markers() -> None:
+    block = format_passages([(1, "Paper", "Shown before [2, 3] and in [14].")])
+    assert block == "[1] Paper\nShown before (2, 3) and in (14)."

@@ -69,3 +69,10 @@ def test_overlong_sentences_are_shortened() -> None:
     long = "word " * 200
     (only,) = split_sentences(long)
     assert len(only) <= 402 and only.endswith("…")
+
+
+def test_bracketed_numbers_inside_a_quote_do_not_become_citations() -> None:
+    passages = [(2, "Vitamin D lowers fracture risk in older adults [1, 7] according to trials.")]
+    text = "".join(extractive_answer("vitamin D fracture risk", passages))
+    assert "(1, 7) according to trials.” [2]" in text
+    assert cited_numbers(text) == [2]
