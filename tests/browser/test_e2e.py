@@ -197,7 +197,11 @@ def _ask(page: Page, question: str) -> None:
 
 
 def test_upload_ask_cite_resume_and_isolation(
-    server: str, browser: Browser, make_user: Callable[..., Any], tmp_path: Path
+    server: str,
+    browser: Browser,
+    make_user: Callable[..., Any],
+    tmp_path: Path,
+    engine: Engine,
 ) -> None:
     make_user("alice")
     make_user("bob")
@@ -230,6 +234,9 @@ def test_upload_ask_cite_resume_and_isolation(
         answer.wait_for(timeout=120_000)
         _wait_reply_done(alice)
         assert "Sources:" in answer.inner_text()
+        answer.locator(".positive-feedback-off").click()
+        alice.click("#submit-feedback")  # the optional-comment dialog
+        answer.locator(".positive-feedback-on").wait_for(timeout=15_000)
         answer.get_by_role("link", name="[1]").first.click()
         alice.wait_for_selector("text=/File: zorblatt-manual\\.pdf/", timeout=15_000)
         alice.screenshot(path=str(ARTIFACTS / "e2e-answer.png"), full_page=True)
@@ -245,6 +252,9 @@ def test_upload_ask_cite_resume_and_isolation(
         alice.locator(".ai-message", has_text="xenon").last.wait_for(timeout=120_000)
         _wait_reply_done(alice)
         alice.screenshot(path=str(ARTIFACTS / "e2e-resumed.png"), full_page=True)
+        with engine.connect() as conn:
+            thumbs = conn.execute(sa.text("SELECT value FROM feedbacks")).scalars().all()
+        assert thumbs == [1]
 
         # Another user: the first user's document is not used.
         bob = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
