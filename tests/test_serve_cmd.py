@@ -76,3 +76,23 @@ def test_the_app_gets_the_secret_and_its_root_but_not_ci(
         if target.exists():
             assert (root / name).resolve() == target.resolve()
     assert prepare_app_root(settings) == root  # idempotent
+
+
+def test_an_external_database_without_schema_is_refused_with_the_fix(
+    pg_admin_url: str, tmp_path: Path
+) -> None:
+    from chat_app.cli.serve_cmd import ensure_schema
+    from db.engine import make_engine
+    from db.errors import SchemaOutOfDate
+    from tests.conftest import create_database, drop_database
+
+    url = create_database(pg_admin_url, template="template0", prefix="kb_blank")
+    engine = make_engine(url)
+    try:
+        rt = Runtime(settings=make_settings(tmp_path), database_url=url, engine=engine)
+        with pytest.raises(SchemaOutOfDate) as raised:
+            ensure_schema(rt)
+        assert raised.value.hint == "Run `kb setup` to create or upgrade it."
+    finally:
+        engine.dispose()
+        drop_database(pg_admin_url, url)
