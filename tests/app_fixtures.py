@@ -12,16 +12,21 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import AsyncMock, Mock
 
+import chainlit.data as cl_data
 import pytest
+import sqlalchemy as sa
 from chainlit.context import ChainlitContext, context_var
 from chainlit.session import WebsocketSession
 from chainlit.user import PersistedUser
 from chainlit.user_session import user_sessions
 from sqlalchemy.engine import Engine
 
+from chat_app.datalayer import build_data_layer, build_storage_engine
+from chat_app.handlers.upload import Upload
 from chat_app.services import Services
 from chat_app.settings import Settings
-from db.models import User
+from db.models import DocumentChunk, User
+from db.scoped import user_scope
 from tests.fakes import HashEmbeddings
 
 
@@ -125,3 +130,41 @@ def sample_files(tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "files"
     folder.mkdir()
     yield folder
+
+
+REACTOR = (
+    "# Zorblatt reactor\n\nThe Zorblatt reactor operates at exactly 4217 kelvin.\n\n"
+    "## Cooling\n\nThe reactor is cooled by liquid xenon from the northern tank.\n"
+)
+
+
+def make_upload(folder: Path, name: str, content: str | bytes) -> Upload:
+    # Chainlit stores uploads under a random id without extension; the name is separate.
+    path = folder / uuid.uuid4().hex
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    return Upload(path=path, name=name, size=path.stat().st_size)
+
+
+def chunk_counts(engine: Engine, user_id: uuid.UUID) -> dict[str, int]:
+    table = DocumentChunk.__table__
+    with user_scope(engine, user_id) as conn:
+        rows = conn.execute(
+            sa.select(table.c.source_id, sa.func.count())
+            .where(table.c.user_id == user_id)
+            .group_by(table.c.source_id)
+        ).all()
+    return {r[0]: r[1] for r in rows}
+
+
+@pytest.fixture
+def services(app_services: Callable[..., Services]) -> Services:
+    return app_services()
+
+
+@pytest.fixture
+def data_layer(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Chainlit's SQLAlchemy data layer as the app configures it, installed for Chainlit."""
+    layer = build_data_layer(db_url, storage_engine=build_storage_engine(db_url))
+    monkeypatch.setattr(cl_data, "_data_layer", layer)
+    monkeypatch.setattr(cl_data, "_data_layer_initialized", True)
+    yield layer
