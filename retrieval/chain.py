@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from db.scoped import user_scope
 from db.usage import log_usage
 from retrieval.extractive import extractive_answer
-from retrieval.llm import describe_model
+from retrieval.llm import LlmUnavailable, describe_model
 from retrieval.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, DONT_KNOW, format_passages
 from retrieval.retriever import Passage, check_mode, search_documents
 
@@ -128,7 +128,12 @@ class AnswerChain:
             # words too keeps "and the second one?" on topic.
             previous = _last_user_question(history)
             return f"{previous} {question}" if previous and previous != question else question
-        rewritten = await self.condense.ainvoke({"history": list(history), "question": question})
+        try:
+            rewritten = await self.condense.ainvoke(
+                {"history": list(history), "question": question}
+            )
+        except Exception as exc:  # provider errors come in many types
+            raise LlmUnavailable.wrap(self.model_name, exc) from exc
         rewritten = rewritten.strip().strip('"').strip()
         return rewritten or question
 
@@ -186,14 +191,17 @@ class AnswerChain:
                         [(n, p.title or p.source_id, p.text) for n, p in numbered]
                     ),
                 }
-                async for chunk in self.answer.astream(inputs):
-                    usage = getattr(chunk, "usage_metadata", None)
-                    if usage:
-                        tokens_used = (tokens_used or 0) + int(usage.get("total_tokens", 0))
-                    piece = chunk.text
-                    if piece:
-                        parts.append(piece)
-                        yield piece
+                try:
+                    async for chunk in self.answer.astream(inputs):
+                        usage = getattr(chunk, "usage_metadata", None)
+                        if usage:
+                            tokens_used = (tokens_used or 0) + int(usage.get("total_tokens", 0))
+                        piece = chunk.text
+                        if piece:
+                            parts.append(piece)
+                            yield piece
+                except Exception as exc:  # provider errors come in many types
+                    raise LlmUnavailable.wrap(self.model_name, exc) from exc
             text = "".join(parts)
         generation_ms = (time.perf_counter() - started) * 1000
 

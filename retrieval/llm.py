@@ -18,7 +18,7 @@ from langchain_core.language_models import BaseChatModel
 
 from db.errors import KbError
 
-__all__ = ["LlmConfigError", "build_chat_model", "describe_model"]
+__all__ = ["LlmConfigError", "LlmUnavailable", "build_chat_model", "describe_model"]
 
 # Sent when an OpenAI-compatible local server needs no key (the client insists on one).
 LOCAL_API_KEY = "not-needed"
@@ -33,6 +33,19 @@ _PACKAGES = {
 
 class LlmConfigError(KbError):
     """The configured language model cannot be built."""
+
+
+class LlmUnavailable(KbError):
+    """The language model failed while answering (server down, refused, timed out)."""
+
+    @classmethod
+    def wrap(cls, model: str | None, error: BaseException) -> LlmUnavailable:
+        return cls(
+            f"The language model {model or ''} did not answer: "
+            f"{type(error).__name__}: {error}".replace("  ", " "),
+            hint="Check that the model server is running and KB_LLM / KB_LLM_BASE_URL / "
+            "KB_LLM_API_KEY are right, or unset KB_LLM for extractive answers.",
+        )
 
 
 def _split(spec: str) -> tuple[str | None, str]:

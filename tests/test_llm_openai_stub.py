@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from db.scoped import user_scope
 from db.usage import list_usage
 from retrieval.chain import Answer, build_answer_chain
-from retrieval.llm import LOCAL_API_KEY, LlmConfigError, build_chat_model
+from retrieval.llm import LOCAL_API_KEY, LlmConfigError, LlmUnavailable, build_chat_model
 from tests.fakes import HashEmbeddings
 from tests.retrieval_fixtures import add_passages
 
@@ -192,3 +192,16 @@ def test_ollama_model_takes_its_base_url() -> None:
     llm = build_chat_model("ollama:llama3.1", base_url="http://127.0.0.1:11434")
     assert llm is not None and getattr(llm, "model", None) == "llama3.1"
     assert getattr(llm, "base_url", None) == "http://127.0.0.1:11434"
+
+
+async def test_unreachable_server_fails_with_an_actionable_error(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    server = StubServer(("127.0.0.1", 0), ChatCompletions)
+    port = server.server_address[1]
+    server.server_close()  # nothing listens there any more
+    llm = build_chat_model("openai:stub", base_url=f"http://127.0.0.1:{port}/v1")
+    chain = build_answer_chain(engine=engine, embeddings=fake_embeddings, llm=llm, default_k=2)
+    with pytest.raises(LlmUnavailable) as error:
+        await chain.ainvoke("Zephyr kettle warranty?", user_id=user_id)
+    assert "did not answer" in error.value.message and "KB_LLM_BASE_URL" in str(error.value.hint)
