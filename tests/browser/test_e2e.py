@@ -245,7 +245,11 @@ def test_upload_ask_cite_resume_and_isolation(
         alice.goto(server + "/")
         alice.wait_for_selector("#chat-settings-open-modal", timeout=30_000)
         thread_id = thread_url.rstrip("/").rsplit("/", 1)[-1]
-        alice.locator(f"#thread-history a[href*='{thread_id}']").first.click()
+        # The attachment comes back from PostgreSQL through the authenticated route.
+        with alice.expect_response(
+            lambda r: "/kb/files/" in r.url and r.status == 200, timeout=30_000
+        ):
+            alice.locator(f"#thread-history a[href*='{thread_id}']").first.click()
         alice.wait_for_url(re.compile(f".*/thread/{thread_id}"), timeout=30_000)
         alice.locator(".ai-message", has_text="4217").first.wait_for(timeout=30_000)
         _ask(alice, "What is it cooled by?")
