@@ -87,6 +87,38 @@ def _source(number: int, passage: Passage) -> Source:
     )
 
 
+_PRONOUNS = frozenset(
+    [
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "this",
+        "these",
+        "those",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+    ]
+)
+_FOLLOW_UP_OPENINGS = ("and ", "also ", "what about ", "how about ", "but ")
+FOLLOW_UP_MAX_WORDS = 3
+
+
+def looks_like_follow_up(question: str) -> bool:
+    """Very short, opening with "and/what about...", or leaning on a pronoun."""
+    text = question.lower().strip()
+    words = re.findall(r"[a-z0-9']+", text)
+    return (
+        len(words) <= FOLLOW_UP_MAX_WORDS
+        or text.startswith(_FOLLOW_UP_OPENINGS)
+        or bool(_PRONOUNS & set(words))
+    )
+
+
 def _last_user_question(history: Sequence[BaseMessage]) -> str | None:
     for message in reversed(history):
         if isinstance(message, HumanMessage):
@@ -124,10 +156,12 @@ class AnswerChain:
         if not history:
             return question
         if self.llm is None:
-            # No model to resolve references: searching with the previous question's
-            # words too keeps "and the second one?" on topic.
+            # No model to resolve references: a question that looks like a follow-up
+            # ("and its warranty?") is searched with the previous question's words too.
             previous = _last_user_question(history)
-            return f"{previous} {question}" if previous and previous != question else question
+            if previous and previous != question and looks_like_follow_up(question):
+                return f"{previous} {question}"
+            return question
         try:
             rewritten = await self.condense.ainvoke(
                 {"history": list(history), "question": question}

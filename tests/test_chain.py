@@ -15,7 +15,13 @@ from sqlalchemy.engine import Engine
 
 from db.scoped import user_scope
 from db.usage import list_usage
-from retrieval.chain import Answer, AnswerChain, build_answer_chain, cited_numbers
+from retrieval.chain import (
+    Answer,
+    AnswerChain,
+    build_answer_chain,
+    cited_numbers,
+    looks_like_follow_up,
+)
 from retrieval.prompts import DONT_KNOW, EXTRACTIVE_LABEL, format_passages
 from tests.fakes import HashEmbeddings
 from tests.retrieval_fixtures import add_passages
@@ -222,10 +228,12 @@ async def test_extractive_follow_up_searches_with_the_previous_question(
     history = [HumanMessage("Tell me about the Aurora toaster"), AIMessage("...")]
     _, answer = await collect(
         chain(engine, fake_embeddings, None).astream(
-            "how many heat settings?", user_id=user_id, history=history
+            "and how many heat settings?", user_id=user_id, history=history
         )
     )
-    assert answer.standalone_question == "Tell me about the Aurora toaster how many heat settings?"
+    assert answer.standalone_question == (
+        "Tell me about the Aurora toaster and how many heat settings?"
+    )
     assert answer.sources[0].title == "Toaster manual"
 
 
@@ -243,3 +251,22 @@ def test_chunks_type_is_ai_message_chunk() -> None:
 def test_a_passages_own_reference_numbers_are_not_shown_as_citation_markers() -> None:
     block = format_passages([(1, "Paper", "Shown before [2, 3] and in [14].")])
     assert block == "[1] Paper\nShown before (2, 3) and in (14)."
+
+
+async def test_extractive_mode_searches_a_standalone_question_on_its_own(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    history = [HumanMessage("Tell me about the Aurora toaster"), AIMessage("...")]
+    question = "When are the office plants watered by the facilities team?"
+    _, answer = await collect(
+        chain(engine, fake_embeddings, None).astream(question, user_id=user_id, history=history)
+    )
+    assert answer.standalone_question == question
+    assert answer.sources[0].title == "Office policy"
+
+
+def test_follow_up_detection() -> None:
+    assert looks_like_follow_up("and the price?")
+    assert looks_like_follow_up("What about its warranty")
+    assert looks_like_follow_up("Why?")
+    assert not looks_like_follow_up("How many heat settings does the Aurora toaster have?")
