@@ -248,8 +248,9 @@ def test_upload_ask_cite_resume_and_isolation(
         # The attachment comes back from PostgreSQL through the authenticated route.
         with alice.expect_response(
             lambda r: "/kb/files/" in r.url and r.status == 200, timeout=30_000
-        ):
+        ) as attachment:
             alice.locator(f"#thread-history a[href*='{thread_id}']").first.click()
+        attachment_url = attachment.value.url
         alice.wait_for_url(re.compile(f".*/thread/{thread_id}"), timeout=30_000)
         alice.locator(".ai-message", has_text="4217").first.wait_for(timeout=30_000)
         _ask(alice, "What is it cooled by?")
@@ -271,6 +272,7 @@ def test_upload_ask_cite_resume_and_isolation(
         assert "don't know" in reply.inner_text()
         assert "4217" not in bob.content()
         assert bob.locator("#thread-history a[href*='" + thread_id + "']").count() == 0
+        assert bob.request.get(attachment_url).status == 404
         bob.screenshot(path=str(ARTIFACTS / "e2e-second-user.png"), full_page=True)
 
 
