@@ -42,8 +42,8 @@ class SetupReport:
         self.checks.append(Check(name, ok, detail))
 
 
-def ensure_vector_extension(engine: Engine) -> str:
-    """CREATE EXTENSION vector (if missing); returns its version."""
+def vector_versions(engine: Engine) -> tuple[str | None, str | None]:
+    """(version the server could install, version created in this database)."""
     with engine.connect() as conn:
         available = conn.execute(
             sa.text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
@@ -51,6 +51,12 @@ def ensure_vector_extension(engine: Engine) -> str:
         installed = conn.execute(
             sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
         ).scalar()
+    return available, installed
+
+
+def ensure_vector_extension(engine: Engine) -> str:
+    """CREATE EXTENSION vector (if missing); returns its version."""
+    available, installed = vector_versions(engine)
     if installed:
         return str(installed)
     if not available:
@@ -150,13 +156,7 @@ def diagnose(engine: Engine, *, model: str, model_dimension: int) -> SetupReport
     except KbError as exc:
         report.add("postgresql", False, str(exc))
         return report
-    with engine.connect() as conn:
-        available = conn.execute(
-            sa.text("SELECT default_version FROM pg_available_extensions WHERE name='vector'")
-        ).scalar()
-        installed = conn.execute(
-            sa.text("SELECT extversion FROM pg_extension WHERE extname='vector'")
-        ).scalar()
+    available, installed = vector_versions(engine)
     report.add("pgvector available", bool(available), str(available or "not installed on server"))
     report.add("vector extension", bool(installed), str(installed or "not created: run kb setup"))
     current, head = current_revision(engine), head_revision()

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from tests.cli import run_kb
+
 
 def kb(*args: str, db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env["DATABASE_URL"] = db_url
-    return subprocess.run(
-        [sys.executable, "-m", "chat_app.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_kb(*args, cwd=cwd, database_url=db_url)
 
 
 def test_users_add_list_disable(db_url: str, tmp_path: Path, engine: Engine) -> None:

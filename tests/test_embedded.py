@@ -11,29 +11,11 @@ from pathlib import Path
 
 import pytest
 
-
-def run_python(code: str, *, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+from tests.cli import run_kb, run_python
 
 
 def kb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "chat_app.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_kb(*args, cwd=cwd)
 
 
 @pytest.fixture

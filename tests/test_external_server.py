@@ -3,15 +3,14 @@ and the one-line failures for each way that can go wrong."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.cli import run_kb
 from tests.pg_tcp import TcpServer, free_port, install_without_pgvector, start_tcp_server
 
 
@@ -25,16 +24,7 @@ def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpServer]:
 
 
 def kb(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env["DATABASE_URL"] = database_url
-    return subprocess.run(
-        [sys.executable, "-m", "chat_app.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_kb(*args, cwd=cwd, database_url=database_url)
 
 
 def assert_one_line_failure(result: subprocess.CompletedProcess[str], *needles: str) -> None:
