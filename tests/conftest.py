@@ -86,6 +86,7 @@ def create_database(pg_admin_url: str, *, template: str = TEMPLATE, prefix: str 
 
 def drop_database(pg_admin_url: str, url: str) -> None:
     name = make_url(url).database
+    assert name, url
     with psycopg.connect(_admin_conninfo(pg_admin_url), autocommit=True) as conn:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))

@@ -5,8 +5,14 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 
 from langchain_core.embeddings import Embeddings
+
+from db.models import User
+
+#: The `make_user` fixture: make_user("alice", password=..., **add_user kwargs) -> User
+MakeUser = Callable[..., User]
 
 _WORD = re.compile(r"[a-z0-9]+")
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from tests.cli import run_kb
+from tests.fakes import MakeUser
 
 
 def kb(*args: str, db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -51,8 +52,8 @@ def test_unknown_user_is_a_one_line_error(db_url: str, tmp_path: Path) -> None:
 
 
 def test_backup_and_restore_bring_back_the_data(
-    db_url: str, tmp_path: Path, engine: Engine, make_user
-) -> None:  # type: ignore[no-untyped-def]
+    db_url: str, tmp_path: Path, engine: Engine, make_user: MakeUser
+) -> None:
     make_user("keeper")
     dump = tmp_path / "kb.dump"
     backup = kb("db", "backup", str(dump), db_url=db_url, cwd=tmp_path)
@@ -66,8 +67,8 @@ def test_backup_and_restore_bring_back_the_data(
         assert conn.execute(sa.text("SELECT identifier FROM users")).scalars().all() == ["keeper"]
 
 
-def test_reset_empties_every_table_and_keeps_the_schema_usable(  # type: ignore[no-untyped-def]
-    db_url: str, tmp_path: Path, engine: Engine, make_user
+def test_reset_empties_every_table_and_keeps_the_schema_usable(
+    db_url: str, tmp_path: Path, engine: Engine, make_user: MakeUser
 ) -> None:
     make_user("temporary")
     refused = kb("db", "reset", db_url=db_url, cwd=tmp_path)  # no --yes, no terminal: aborts

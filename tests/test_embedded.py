@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def kb(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def app_dir(tmp_path: Path) -> Path:
+def app_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
     # Stop the embedded server if a failed test left it running.
     pgdata = tmp_path / ".kb" / "pgdata"

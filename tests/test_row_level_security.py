@@ -11,6 +11,7 @@ from sqlalchemy.exc import ProgrammingError
 
 from db.chunks import ChunkRow, insert_chunks, list_sources
 from db.scoped import rls_enforced, user_scope
+from tests.fakes import MakeUser
 
 VEC = [1.0] + [0.0] * 383
 
@@ -27,7 +28,7 @@ def _chunk(user_id: uuid.UUID, name: str) -> ChunkRow:
     )
 
 
-def test_scoped_query_without_where_sees_only_own_rows(engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_scoped_query_without_where_sees_only_own_rows(engine: Engine, make_user: MakeUser) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     with user_scope(engine, alice.id) as conn:
         insert_chunks(conn, [_chunk(alice.id, "a.txt")])
@@ -44,7 +45,9 @@ def test_scoped_query_without_where_sees_only_own_rows(engine: Engine, make_user
         assert list_sources(conn, user_id=alice.id) == []
 
 
-def test_scoped_transaction_cannot_write_rows_of_another_user(engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_scoped_transaction_cannot_write_rows_of_another_user(
+    engine: Engine, make_user: MakeUser
+) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     with (
         pytest.raises(ProgrammingError, match="row-level security"),
@@ -56,8 +59,8 @@ def test_scoped_transaction_cannot_write_rows_of_another_user(engine: Engine, ma
 
 
 def test_unscoped_role_sees_nothing_through_scoped_role_without_user(
-    engine: Engine, make_user
-) -> None:  # type: ignore[no-untyped-def]
+    engine: Engine, make_user: MakeUser
+) -> None:
     alice = make_user("alice")
     with user_scope(engine, alice.id) as conn:
         insert_chunks(conn, [_chunk(alice.id, "a.txt")])

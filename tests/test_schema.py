@@ -15,6 +15,7 @@ from db.migrate import (
     vector_dimension,
 )
 from tests.conftest import drop_database
+from tests.fakes import MakeUser
 
 
 def test_blank_database_upgrades_to_head_with_every_table(pg_admin_url: str) -> None:
@@ -44,7 +45,7 @@ def test_blank_database_upgrades_to_head_with_every_table(pg_admin_url: str) -> 
 def test_document_chunks_has_vector_hnsw_and_fulltext_indexes(engine: Engine) -> None:
     assert vector_dimension(engine) == 384
     with engine.connect() as conn:
-        indexes = dict(
+        indexes: dict[str, str] = dict(
             conn.execute(
                 sa.text(
                     "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'document_chunks'"
@@ -56,7 +57,7 @@ def test_document_chunks_has_vector_hnsw_and_fulltext_indexes(engine: Engine) ->
     assert "gin" in indexes["document_chunks_text_tsv_gin"]
 
 
-def test_tsvector_column_is_generated_from_text(engine: Engine, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_tsvector_column_is_generated_from_text(engine: Engine, make_user: MakeUser) -> None:
     user = make_user("alice")
     with engine.begin() as conn:
         conn.execute(

@@ -52,7 +52,7 @@ def test_migrated_bcrypt_hash_verifies_and_is_upgraded_to_argon2(engine: Engine)
     with Session(engine) as session:
         add_user(session=session, identifier="erin", password_hash=legacy)
         user = authenticate(session=session, identifier="erin", password="old password")
-        assert user is not None and user.password_hash.startswith("$argon2")
+        assert user is not None and (user.password_hash or "").startswith("$argon2")
         assert authenticate(session=session, identifier="erin", password="old password")
 
 
