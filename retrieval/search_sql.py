@@ -185,12 +185,16 @@ def keyword_search(
     }
     if query_vector is not None:
         base["qv"] = vector_literal(query_vector)
+    hits: list[ChunkHit] = []
     for tsquery in _TSQUERIES:
         statement = sa.text(_rank_sql(ranking or KEYWORD_RANKING, tsquery, where, similarity))
-        hits = _hits(connection.execute(statement, base), "rank")
-        if hits:
-            return hits
-    return []
+        seen = {h.chunk_id for h in hits}
+        hits += [
+            h for h in _hits(connection.execute(statement, base), "rank") if h.chunk_id not in seen
+        ]
+        if len(hits) >= limit or (not FILL_WITH_ANY_WORD and hits):
+            break
+    return hits[:limit]
 
 
 def _rank_sql(ranking: str, tsquery: str, where: str, similarity: str) -> str:
@@ -255,6 +259,9 @@ def _rank_sql(ranking: str, tsquery: str, where: str, similarity: str) -> str:
     """
 
 
+# True: when fewer than `limit` chunks have every word, the rest of the list is filled
+# with chunks that have some of them (ranked after); False: only when none has all.
+FILL_WITH_ANY_WORD = True
 # The keyword ranking used by default, and BM25's usual constants.
 KEYWORD_RANKING = "bm25"
 BM25_K1 = 1.2

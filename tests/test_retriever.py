@@ -224,3 +224,19 @@ def test_full_text_match_can_use_the_gin_index_under_row_level_security(
             {"u": dave.id},
         ).scalars()
         assert "document_chunks_text_tsv_gin" in "\n".join(plan)
+
+
+def test_keyword_search_lists_chunks_with_every_word_first_then_some_words(
+    engine: Engine, make_user: Callable[..., Any], fake_embeddings: Embeddings
+) -> None:
+    erin = make_user("erin")
+    passages = [
+        ("Descaling", "How to descale the kettle every month."),
+        ("Warranty", "The kettle warranty lasts two years."),
+        ("Claims", "Warranty claims need the receipt."),
+        ("Lunch", "Lunch is served at noon."),
+    ]
+    add_passages(engine, fake_embeddings, erin.id, passages, prefix="erin")
+    titles = search(engine, fake_embeddings, "kettle warranty", erin.id, mode="keyword")
+    assert titles[0] == "Warranty"
+    assert sorted(titles[1:]) == ["Claims", "Descaling"]
