@@ -202,9 +202,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--chunk-overlap", type=int, default=150)
+    parser.add_argument("--prefetch", type=int, default=IngestOptions.prefetch_chunks,
+                        help="Chunks of several files embedded per model call.")
     args = parser.parse_args()
     options = IngestOptions(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, prefetch_chunks=args.prefetch)
 
     with tempfile.TemporaryDirectory(prefix="kb-bench-ingest-") as tmp_name:
         tmp = Path(tmp_name)
@@ -219,7 +221,8 @@ def main() -> None:
         else:
             folder = args.corpus
             label = str(folder)
-        print(f"corpus: {label}")
+        print(f"corpus: {label}; embedding {args.prefetch} chunks per model call, "
+              f"batches of {args.batch_size}")
 
         print("loading the embedding model ...", flush=True)
         embeddings = load_embeddings(None, batch_size=args.batch_size)

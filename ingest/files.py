@@ -58,7 +58,7 @@ class IngestOptions:
     max_bytes: int = 50 * 2**20
     batch_size: int = 64
     # Chunks of several files embedded per model call by `ingest_files` (see ingest.prefetch).
-    prefetch_chunks: int = 256
+    prefetch_chunks: int = 1024
 
 
 @dataclass(frozen=True)
