@@ -39,8 +39,11 @@ MODES: tuple[str, ...] = get_args(SearchMode)
 RRF_K = 60
 CANDIDATE_FACTOR = 4
 MIN_CANDIDATES = 40
-# Weights of the (vector, keyword) lists in the fusion.
-HYBRID_WEIGHTS = (1.0, 1.0)
+# Weights of the (vector, keyword) lists in the fusion. The dense side is the stronger
+# signal with all-MiniLM-L6-v2; halving the keyword side kept SciFact's hybrid gain
+# (nDCG@10 0.700 vs 0.704 at equal weights) and stopped BM25-weak sets losing to pure
+# vector (DBpedia subset 0.472 -> 0.499, MS MARCO subset 0.789 -> 0.797).
+HYBRID_WEIGHTS = (1.0, 0.5)
 
 
 @dataclass(frozen=True)
