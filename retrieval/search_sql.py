@@ -164,10 +164,11 @@ def keyword_search(
 ) -> list[ChunkHit]:
     """Full-text search over the generated `text_tsv` column, best first.
 
-    First every word must match (`websearch_to_tsquery`, which also understands
-    quotes, OR and -word); when that finds nothing, any word may match, so a
-    question phrased in many words still finds passages that share a few of them.
-    Ranking: "bm25" (default) or "cover_density" (`ts_rank_cd`); see `_rank_sql`.
+    Chunks with every word (`websearch_to_tsquery`, which also understands quotes,
+    OR and -word) come first; when fewer than `limit` have them all, chunks with some
+    of the words follow, so a question phrased in many words still finds passages
+    that share a few of them.
+    Ranking: "bm25" (default, see `_bm25_sql`) or "cover_density" (`ts_rank_cd`).
     With `query_vector`, each hit also carries its cosine similarity.
     """
     where, params = (filters or SearchFilters()).where()
@@ -185,42 +186,49 @@ def keyword_search(
     }
     if query_vector is not None:
         base["qv"] = vector_literal(query_vector)
+    ranking = ranking or KEYWORD_RANKING
+    if ranking == "bm25":
+        # One statement: chunks with every word first, then those with some of them.
+        statement = sa.text(_bm25_sql(where, similarity))
+        return _hits(connection.execute(statement, base), "rank")
     hits: list[ChunkHit] = []
     for tsquery in _TSQUERIES:
-        statement = sa.text(_rank_sql(ranking or KEYWORD_RANKING, tsquery, where, similarity))
+        statement = sa.text(_cover_density_sql(tsquery, where, similarity))
         seen = {h.chunk_id for h in hits}
         hits += [
             h for h in _hits(connection.execute(statement, base), "rank") if h.chunk_id not in seen
         ]
-        if len(hits) >= limit or (not FILL_WITH_ANY_WORD and hits):
+        if len(hits) >= limit:
             break
     return hits[:limit]
 
 
-def _rank_sql(ranking: str, tsquery: str, where: str, similarity: str) -> str:
-    """The ranked full-text statement.
-
-    "cover_density" is PostgreSQL's `ts_rank_cd`: it rewards query words that occur
-    close together but knows nothing of how rare a word is, so with an any-word query
-    a frequent word ("cell", "2") weighs as much as a rare one ("PrP").
-    "bm25" adds that: each query word weighs its inverse document frequency among the
-    user's chunks (counted on the GIN index), scaled BM25-style by chunk length
-    (distinct lexemes against the mean over the matches; term frequency taken as 1).
+def _cover_density_sql(tsquery: str, where: str, similarity: str) -> str:
+    """PostgreSQL's `ts_rank_cd`: rewards query words that occur close together but
+    knows nothing of how rare a word is, so with an any-word query a frequent word
+    ("cell", "2") weighs as much as a rare one ("PrP")."""
+    return f"""
+        SELECT {_COLUMNS}, ts_rank_cd(text_tsv, query, :norm) AS rank,
+               {similarity} AS similarity
+        FROM document_chunks, {tsquery} AS query
+        WHERE {where} AND text_tsv @@ query
+        ORDER BY rank DESC, chunk_id
+        LIMIT :limit
     """
-    if ranking == "cover_density":
-        return f"""
-            SELECT {_COLUMNS}, ts_rank_cd(text_tsv, query, :norm) AS rank,
-                   {similarity} AS similarity
-            FROM document_chunks, {tsquery} AS query
-            WHERE {where} AND text_tsv @@ query
-            ORDER BY rank DESC, chunk_id
-            LIMIT :limit
-        """
-    if ranking != "bm25":
-        raise ValueError(f"unknown keyword ranking {ranking!r}")
-    # Only ids and lexemes are read for every match (`strip` drops the positions and
-    # detoasts once, not once per query word); the columns and the cosine similarity
-    # are fetched for the `limit` best rows alone.
+
+
+def _bm25_sql(where: str, similarity: str) -> str:
+    """BM25-style ranking in SQL.
+
+    Each query word weighs its inverse document frequency among the user's chunks
+    (counted on the GIN index), scaled by chunk length (distinct lexemes against the
+    mean over the matches; term frequency taken as 1). Candidates are the chunks with
+    any of the words; those with every word (`websearch_to_tsquery`, so quotes and
+    -word count there) come first. Only ids and lexemes are read per match (`strip`
+    drops the positions and detoasts once, not once per word); the columns and the
+    cosine similarity are fetched for the `limit` best rows alone.
+    """
+    every_word, any_word = _TSQUERIES
     return f"""
         WITH terms AS MATERIALIZED (
             SELECT DISTINCT CAST(quote_literal(lexeme) AS tsquery) AS term
@@ -239,29 +247,27 @@ def _rank_sql(ranking: str, tsquery: str, where: str, similarity: str) -> str:
             WHERE df > 0
         ),
         matches AS MATERIALIZED (
-            SELECT id, strip(text_tsv) AS lexemes, length(text_tsv)::float8 AS dl
-            FROM document_chunks, {tsquery} AS query
+            SELECT id, strip(text_tsv) AS lexemes, length(text_tsv)::float8 AS dl,
+                   coalesce(text_tsv @@ {every_word}, false) AS has_all
+            FROM document_chunks, {any_word} AS query
             WHERE {where} AND text_tsv @@ query
         ),
         ranked AS (
-            SELECT id,
+            SELECT id, has_all,
                    (SELECT coalesce(sum(idf.weight), 0) FROM idf WHERE m.lexemes @@ idf.term)
                    * (:k1 + 1)
                    / (1 + :k1 * (1 - :b + :b * dl / greatest(avg(dl) OVER (), 1))) AS rank
             FROM matches AS m
-            ORDER BY rank DESC, id
+            ORDER BY has_all DESC, rank DESC, id
             LIMIT :limit
         )
         SELECT {_COLUMNS}, ranked.rank, {similarity} AS similarity
         FROM ranked JOIN document_chunks USING (id)
         WHERE {where}
-        ORDER BY ranked.rank DESC, chunk_id
+        ORDER BY ranked.has_all DESC, ranked.rank DESC, chunk_id
     """
 
 
-# True: when fewer than `limit` chunks have every word, the rest of the list is filled
-# with chunks that have some of them (ranked after); False: only when none has all.
-FILL_WITH_ANY_WORD = True
 # The keyword ranking used by default, and BM25's usual constants.
 KEYWORD_RANKING = "bm25"
 BM25_K1 = 1.2
