@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from db.errors import SchemaOutOfDate
+from db.models import Base
 
 __all__ = [
     "alembic_config",
@@ -23,20 +24,8 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-REQUIRED_TABLES = (
-    "users",
-    "threads",
-    "steps",
-    "elements",
-    "feedbacks",
-    "document_chunks",
-    "index_records",
-    "notion_connections",
-    "notion_pages",
-    "notion_syncs",
-    "usage_logs",
-    "stored_files",
-)
+#: Every table the code expects; the ORM models mirror the migrations.
+REQUIRED_TABLES: tuple[str, ...] = tuple(Base.metadata.tables)
 
 
 def alembic_config(*, embedding_dimension: int = 384) -> Config:

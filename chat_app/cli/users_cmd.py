@@ -53,22 +53,23 @@ def list_() -> None:
         console.print(table)
 
 
+def _set_active(identifier: str, *, active: bool) -> None:
+    with runtime() as rt, Session(rt.engine) as session:
+        repo.set_active(session=session, identifier=identifier, active=active)
+        session.commit()
+    console.print(f"{'Enabled' if active else 'Disabled'} {identifier}.")
+
+
 @app.command("disable")
 def disable(identifier: str) -> None:
     """Refuse further logins for a user (data is kept)."""
-    with runtime() as rt, Session(rt.engine) as session:
-        repo.set_active(session=session, identifier=identifier, active=False)
-        session.commit()
-        console.print(f"Disabled {identifier}.")
+    _set_active(identifier, active=False)
 
 
 @app.command("enable")
 def enable(identifier: str) -> None:
     """Allow a disabled user to log in again."""
-    with runtime() as rt, Session(rt.engine) as session:
-        repo.set_active(session=session, identifier=identifier, active=True)
-        session.commit()
-        console.print(f"Enabled {identifier}.")
+    _set_active(identifier, active=True)
 
 
 @app.command("set-password")
