@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -161,16 +162,33 @@ def serve(
             "--port",
             str(port),
         ]
-        try:
-            code = subprocess.call(
-                command, env=child_environment(settings, auth_secret=auth_secret)
-            )
-        except KeyboardInterrupt:
-            code = 0
+        code = _run_until_stopped(command, env=child_environment(settings, auth_secret=auth_secret))
     finally:
         rt.close()
-    if code not in (0, -2, 130):
+    if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
         raise typer.Exit(code)
+
+
+def _run_until_stopped(command: list[str], *, env: dict[str, str]) -> int:
+    """Run the app and pass Ctrl+C / SIGTERM on to it exactly once.
+
+    The child gets its own session so a terminal's Ctrl+C reaches only us; we forward
+    it, wait for a graceful shutdown, and only then release the embedded server.
+    Without this a service manager's SIGTERM would kill this process alone and leave
+    the app and PostgreSQL running.
+    """
+    child = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def register(app: typer.Typer) -> None:
