@@ -1,8 +1,15 @@
 """The answer chain: standalone question -> retrieve -> cited, streamed answer.
 
-The steps are LCEL runnables (`prompt | llm`); `AnswerChain.astream` runs them in
-order because the UI needs the answer tokens as they come and then one final
-`Answer` with the sources the text actually cites.
+The pipeline is one LCEL runnable over a dict (`build_answer_runnable`):
+
+    {question, history, user_id, mode, k}
+      .assign(standalone=condense)   # a follow-up rewritten to stand alone
+      .assign(passages=retrieve)     # the user's top-k passages for it
+      .assign(answer=answer)         # "don't know" | cited LLM answer | extractive quotes
+
+`AnswerChain.astream` streams that runnable (the "answer" key arrives token by
+token) and then builds the one final `Answer` with the sources the text actually
+cites, and writes the usage row: the UI needs both the tokens and the sources.
 """
 
 from __future__ import annotations
@@ -11,27 +18,48 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import StrOutputParser
+from langchain_core.outputs import LLMResult
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBranch,
+    RunnableLambda,
+    RunnablePassthrough,
+    RunnableSerializable,
+)
 from sqlalchemy.engine import Engine
 
+from db.errors import KbError
 from db.scoped import user_scope
 from db.usage import log_usage
-from retrieval.extractive import extractive_answer
+from retrieval.extractive import extractive_answer, searched_without_model
 from retrieval.llm import LlmUnavailable, describe_model
 from retrieval.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, DONT_KNOW, format_passages
 from retrieval.retriever import Passage, check_mode, search_documents
 
-__all__ = ["Answer", "AnswerChain", "Source", "build_answer_chain", "cited_numbers"]
+__all__ = [
+    "Answer",
+    "AnswerChain",
+    "Source",
+    "build_answer_chain",
+    "build_answer_runnable",
+    "cited_numbers",
+]
 
 SNIPPET_CHARS = 300
 # "[1]", "[2][3]", "[1, 3]", "[1,2]"
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# Marks the answering model's runs, so its token usage is told apart from the rewrite's.
+ANSWER_TAG = "kb:answer"
+_Step = TypeVar("_Step", bound=RunnableSerializable[Any, Any])
 
 
 @dataclass(frozen=True)
@@ -87,43 +115,152 @@ def _source(number: int, passage: Passage) -> Source:
     )
 
 
-_PRONOUNS = frozenset(
-    [
-        "it",
-        "its",
-        "they",
-        "them",
-        "their",
-        "this",
-        "these",
-        "those",
-        "he",
-        "him",
-        "his",
-        "she",
-        "her",
-    ]
-)
-_FOLLOW_UP_OPENINGS = ("and ", "also ", "what about ", "how about ", "but ")
-FOLLOW_UP_MAX_WORDS = 3
+# --- the steps; each takes the chain's dict (see the module docstring) -------------
 
 
-def looks_like_follow_up(question: str) -> bool:
-    """Very short, opening with "and/what about...", or leaning on a pronoun."""
-    text = question.lower().strip()
-    words = re.findall(r"[a-z0-9']+", text)
-    return (
-        len(words) <= FOLLOW_UP_MAX_WORDS
-        or text.startswith(_FOLLOW_UP_OPENINGS)
-        or bool(_PRONOUNS & set(words))
+def _no_history(inputs: dict[str, Any]) -> bool:
+    return not inputs.get("history")
+
+
+def _question_as_is(inputs: dict[str, Any]) -> str:
+    return str(inputs["question"]).strip()
+
+
+def _rewrite_or_question(inputs: dict[str, Any]) -> str:
+    rewritten = str(inputs["rewritten"]).strip().strip('"').strip()
+    return rewritten or _question_as_is(inputs)
+
+
+def _with_previous_question(inputs: dict[str, Any]) -> str:
+    return searched_without_model(_question_as_is(inputs), inputs["history"])
+
+
+def _numbered(inputs: dict[str, Any]) -> list[tuple[int, Passage]]:
+    return list(enumerate(inputs["passages"], start=1))
+
+
+def _answer_prompt_inputs(inputs: dict[str, Any]) -> dict[str, str]:
+    return {
+        "question": inputs["standalone"],
+        "passages": format_passages(
+            [(n, p.title or p.source_id, p.text) for n, p in _numbered(inputs)]
+        ),
+    }
+
+
+def _dont_know(inputs: dict[str, Any]) -> str:
+    return DONT_KNOW
+
+
+def _named(runnable: _Step, name: str) -> _Step:
+    runnable.name = name  # shown by get_graph() and as the run's name in traces
+    return runnable
+
+
+def build_answer_runnable(
+    *,
+    engine: Engine,
+    embeddings: Embeddings,
+    llm: BaseChatModel | None,
+    default_mode: str = "hybrid",
+    default_k: int = 5,
+    score_threshold: float = 0.25,
+) -> Runnable[dict[str, Any], dict[str, Any]]:
+    """The whole pipeline as one runnable.
+
+    Input: `{"question", "user_id", "history" (messages, may be empty), "mode", "k"}`
+    (mode and k fall back to the defaults). Output: the input plus `standalone` (the
+    searched question), `passages` (the `Passage`s numbered [1].. in the prompt) and
+    `answer` (the text, streamed in pieces by `astream`).
+    """
+    default_mode = check_mode(default_mode)
+
+    def retrieve(inputs: dict[str, Any]) -> list[Passage]:
+        # Synchronous on purpose: under astream LangChain runs it in a worker thread.
+        return search_documents(
+            inputs["standalone"],
+            inputs["user_id"],
+            inputs.get("k") or default_k,
+            engine=engine,
+            embeddings=embeddings,
+            mode=inputs.get("mode") or default_mode,
+        )
+
+    def nothing_relevant(inputs: dict[str, Any]) -> bool:
+        """Nothing retrieved close enough to the question to answer from. Keyword mode
+        computes no similarity: a full-text match is its own evidence."""
+        passages: list[Passage] = inputs["passages"]
+        if not passages:
+            return True
+        similarities = [p.similarity for p in passages if p.similarity is not None]
+        return bool(similarities) and max(similarities) < score_threshold
+
+    def quotes(inputs: dict[str, Any]) -> Iterator[str]:
+        pieces = [(n, p.text) for n, p in _numbered(inputs)]
+        yield from extractive_answer(inputs["standalone"], pieces, embeddings=embeddings)
+
+    async def aquotes(inputs: dict[str, Any]) -> AsyncIterator[str]:
+        # Sentence embedding is CPU work: done in a thread, then streamed piece by piece.
+        for piece in await asyncio.to_thread(lambda: list(quotes(inputs))):
+            yield piece
+
+    if llm is None:
+        rewrite: Runnable[dict[str, Any], str] = RunnableLambda(
+            _with_previous_question, name="previous_question"
+        )
+        respond: Runnable[dict[str, Any], str] = RunnableLambda(
+            quotes, afunc=aquotes, name="extractive"
+        )
+    else:
+        rewrite = _named(
+            RunnablePassthrough.assign(rewritten=CONDENSE_PROMPT | llm | StrOutputParser())
+            | RunnableLambda(_rewrite_or_question),
+            "rewrite",
+        )
+        respond = (
+            RunnableLambda(_answer_prompt_inputs, name="numbered_passages")
+            | ANSWER_PROMPT
+            | llm.with_config(tags=[ANSWER_TAG])
+            | StrOutputParser()
+        )
+
+    condense = _named(RunnableBranch((_no_history, _question_as_is), rewrite), "condense")
+    answer = _named(
+        RunnableBranch((nothing_relevant, RunnableLambda(_dont_know, name="dont_know")), respond),
+        "answer",
     )
+    chain = (
+        RunnablePassthrough.assign(standalone=condense)
+        .assign(passages=RunnableLambda(retrieve, name="retrieve"))
+        .assign(answer=answer)
+    )
+    return _named(chain, "kb_answer")
 
 
-def _last_user_question(history: Sequence[BaseMessage]) -> str | None:
-    for message in reversed(history):
-        if isinstance(message, HumanMessage):
-            return message.text.strip() or None
-    return None
+class _ModelCalls(BaseCallbackHandler):
+    """What the chat model did for one question: the answer's tokens, and whether a
+    call failed (so its error, of whatever provider type, becomes `LlmUnavailable`)."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.answer_tokens: int | None = None
+        self.failed = False
+
+    def on_llm_end(
+        self, response: LLMResult, *, tags: list[str] | None = None, **kwargs: Any
+    ) -> None:
+        if ANSWER_TAG not in (tags or ()):
+            return
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                if usage:
+                    total = int(usage.get("total_tokens", 0))
+                    self.answer_tokens = (self.answer_tokens or 0) + total
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        self.failed = True
 
 
 class AnswerChain:
@@ -146,30 +283,14 @@ class AnswerChain:
         self.default_k = default_k
         self.score_threshold = score_threshold
         self.model_name = describe_model(llm)
-        if llm is not None:
-            self.condense = CONDENSE_PROMPT | llm | StrOutputParser()
-            self.answer = ANSWER_PROMPT | llm
-
-    async def standalone_question(self, question: str, history: Sequence[BaseMessage]) -> str:
-        """The follow-up rewritten to stand alone (the question itself without history)."""
-        question = question.strip()
-        if not history:
-            return question
-        if self.llm is None:
-            # No model to resolve references: a question that looks like a follow-up
-            # ("and its warranty?") is searched with the previous question's words too.
-            previous = _last_user_question(history)
-            if previous and previous != question and looks_like_follow_up(question):
-                return f"{previous} {question}"
-            return question
-        try:
-            rewritten = await self.condense.ainvoke(
-                {"history": list(history), "question": question}
-            )
-        except Exception as exc:  # provider errors come in many types
-            raise LlmUnavailable.wrap(self.model_name, exc) from exc
-        rewritten = rewritten.strip().strip('"').strip()
-        return rewritten or question
+        self.runnable = build_answer_runnable(
+            engine=engine,
+            embeddings=embeddings,
+            llm=llm,
+            default_mode=default_mode,
+            default_k=default_k,
+            score_threshold=score_threshold,
+        )
 
     async def astream(
         self,
@@ -183,63 +304,41 @@ class AnswerChain:
         """Yield the answer's text as it streams, then one final `Answer`."""
         mode = check_mode(mode or self.default_mode)
         k = k or self.default_k
-        standalone = await self.standalone_question(question, history)
-
-        started = time.perf_counter()
-        passages = await asyncio.to_thread(
-            search_documents,
-            standalone,
-            user_id,
-            k,
-            engine=self.engine,
-            embeddings=self.embeddings,
-            mode=mode,
-        )
-        retrieval_ms = (time.perf_counter() - started) * 1000
-
-        started = time.perf_counter()
-        tokens_used: int | None = None
-        numbered = list(enumerate(passages, start=1))
-        if not self._relevant(passages):
-            text = DONT_KNOW
-            yield text
-        else:
-            parts: list[str] = []
-            if self.llm is None:
-                pieces = await asyncio.to_thread(
-                    lambda: list(
-                        extractive_answer(
-                            standalone,
-                            [(n, p.text) for n, p in numbered],
-                            embeddings=self.embeddings,
-                        )
-                    )
-                )
-                for piece in pieces:
+        question = question.strip()
+        inputs = {
+            "question": question,
+            "history": list(history),
+            "user_id": user_id,
+            "mode": mode,
+            "k": k,
+        }
+        calls = _ModelCalls()
+        standalone, passages, parts = question, [], []
+        # Each step's output arrives as its own chunk the moment the step ends, so the
+        # arrival times split the latency into retrieval and generation.
+        condensed_at = retrieved_at = time.perf_counter()
+        try:
+            async for chunk in self.runnable.astream(inputs, {"callbacks": [calls]}):
+                now = time.perf_counter()
+                if "standalone" in chunk:
+                    standalone, condensed_at = chunk["standalone"], now
+                if "passages" in chunk:
+                    passages, retrieved_at = chunk["passages"], now
+                piece = chunk.get("answer")
+                if piece:
                     parts.append(piece)
                     yield piece
-            else:
-                inputs = {
-                    "question": standalone,
-                    "passages": format_passages(
-                        [(n, p.title or p.source_id, p.text) for n, p in numbered]
-                    ),
-                }
-                try:
-                    async for chunk in self.answer.astream(inputs):
-                        usage = getattr(chunk, "usage_metadata", None)
-                        if usage:
-                            tokens_used = (tokens_used or 0) + int(usage.get("total_tokens", 0))
-                        piece = chunk.text
-                        if piece:
-                            parts.append(piece)
-                            yield piece
-                except Exception as exc:  # provider errors come in many types
-                    raise LlmUnavailable.wrap(self.model_name, exc) from exc
-            text = "".join(parts)
-        generation_ms = (time.perf_counter() - started) * 1000
+        except KbError:
+            raise
+        except Exception as exc:
+            if calls.failed:  # provider errors come in many types
+                raise LlmUnavailable.wrap(self.model_name, exc) from exc
+            raise
+        generation_ms = (time.perf_counter() - retrieved_at) * 1000
+        retrieval_ms = (retrieved_at - condensed_at) * 1000
 
-        by_number = dict(numbered)
+        text = "".join(parts)
+        by_number = dict(enumerate(passages, start=1))
         sources = [
             _source(n, by_number[n])
             for n in cited_numbers(text)
@@ -253,8 +352,8 @@ class AnswerChain:
             retrieval_ms=retrieval_ms,
             generation_ms=generation_ms,
             sources_count=len(sources),
-            tokens_used=tokens_used,
-            rewritten=standalone != question.strip(),
+            tokens_used=calls.answer_tokens,
+            rewritten=standalone != question,
         )
         yield Answer(
             text=text, sources=sources, standalone_question=standalone, model=self.model_name
@@ -276,16 +375,6 @@ class AnswerChain:
                 final = item
         assert final is not None
         return final
-
-    def _relevant(self, passages: Sequence[Passage]) -> bool:
-        """Anything retrieved that is close enough to the question to answer from.
-
-        Keyword mode computes no similarity: a full-text match is its own evidence.
-        """
-        if not passages:
-            return False
-        similarities = [p.similarity for p in passages if p.similarity is not None]
-        return not similarities or max(similarities) >= self.score_threshold
 
     def _log(
         self,

@@ -3,6 +3,8 @@
 Sentences are scored with the same embedding model as retrieval (cosine to the
 question) plus a small bonus for shared words, so an exact term such as a product
 code still wins. Each quoted sentence carries the citation of its passage.
+Without a model to rewrite follow-ups either, `searched_without_model` widens a
+follow-up with the previous question instead.
 """
 
 from __future__ import annotations
@@ -13,10 +15,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from langchain_core.embeddings import Embeddings
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from retrieval.prompts import EXTRACTIVE_LABEL, EXTRACTIVE_NOTHING, neutralize_citations
 
-__all__ = ["QuotedSentence", "extractive_answer", "pick_sentences", "split_sentences"]
+__all__ = [
+    "QuotedSentence",
+    "extractive_answer",
+    "looks_like_follow_up",
+    "pick_sentences",
+    "searched_without_model",
+    "split_sentences",
+]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n{2,}|\n(?=\s*[-*•]\s)")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -123,3 +133,46 @@ def extractive_answer(
     for i, quote in enumerate(quotes):
         end = "\n" if i < len(quotes) - 1 else ""
         yield f"> “{neutralize_citations(quote.text)}” [{quote.number}]\n{end}"
+
+
+_PRONOUNS = frozenset(
+    [
+        "it",
+        "its",
+        "they",
+        "them",
+        "their",
+        "this",
+        "these",
+        "those",
+        "he",
+        "him",
+        "his",
+        "she",
+        "her",
+    ]
+)
+_FOLLOW_UP_OPENINGS = ("and ", "also ", "what about ", "how about ", "but ")
+FOLLOW_UP_MAX_WORDS = 3
+
+
+def looks_like_follow_up(question: str) -> bool:
+    """Very short, opening with "and/what about...", or leaning on a pronoun."""
+    text = question.lower().strip()
+    words = re.findall(r"[a-z0-9']+", text)
+    return (
+        len(words) <= FOLLOW_UP_MAX_WORDS
+        or text.startswith(_FOLLOW_UP_OPENINGS)
+        or bool(_PRONOUNS & set(words))
+    )
+
+
+def searched_without_model(question: str, history: Sequence[BaseMessage]) -> str:
+    """What to search for when no model can resolve references: a question that looks
+    like a follow-up ("and its warranty?") gets the previous question's words too."""
+    previous = next(
+        (m.text.strip() for m in reversed(history) if isinstance(m, HumanMessage)), None
+    )
+    if previous and previous != question and looks_like_follow_up(question):
+        return f"{previous} {question}"
+    return question

@@ -11,6 +11,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatResult
+from langchain_core.runnables import Runnable
 from sqlalchemy.engine import Engine
 
 from db.scoped import user_scope
@@ -20,8 +21,8 @@ from retrieval.chain import (
     AnswerChain,
     build_answer_chain,
     cited_numbers,
-    looks_like_follow_up,
 )
+from retrieval.extractive import looks_like_follow_up
 from retrieval.prompts import DONT_KNOW, EXTRACTIVE_LABEL, format_passages
 from tests.fakes import HashEmbeddings
 from tests.retrieval_fixtures import add_passages
@@ -235,6 +236,48 @@ async def test_extractive_follow_up_searches_with_the_previous_question(
         "Tell me about the Aurora toaster and how many heat settings?"
     )
     assert answer.sources[0].title == "Toaster manual"
+
+
+def test_the_chain_is_one_runnable_of_condense_then_retrieve_then_answer(
+    engine: Engine, fake_embeddings: HashEmbeddings
+) -> None:
+    for llm in (fake_llm(), None):
+        runnable = chain(engine, fake_embeddings, llm).runnable
+        assert isinstance(runnable, Runnable)
+        names = [node.name for node in runnable.get_graph().nodes.values()]
+        steps = [name for name in names if name in ("condense", "retrieve", "answer")]
+        assert steps == ["condense", "retrieve", "answer"]
+
+
+async def test_the_runnable_alone_returns_the_rewrite_the_passages_and_the_answer(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    llm = fake_llm("How long is the warranty of the Zephyr kettle?", "Two years [1].")
+    qa = chain(engine, fake_embeddings, llm)
+    history = [HumanMessage("Which kettle do we sell?"), AIMessage("The Zephyr kettle [1].")]
+    result = await qa.runnable.ainvoke(
+        {"question": "How long is its warranty?", "history": history, "user_id": user_id}
+    )
+    assert result["standalone"] == "How long is the warranty of the Zephyr kettle?"
+    assert len(result["passages"]) == 3  # the chain's default k
+    assert result["passages"][0].title == "Kettle manual"
+    assert result["answer"] == "Two years [1]."
+    # Logging usage is the AnswerChain's job around the runnable, not the runnable's.
+    with user_scope(engine, user_id) as connection:
+        assert list_usage(connection=connection, user_id=user_id) == []
+
+
+def test_the_extractive_runnable_also_runs_synchronously(
+    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+) -> None:
+    runnable = chain(engine, fake_embeddings, None).runnable
+    result = runnable.invoke(
+        {"question": "Zephyr kettle warranty", "user_id": user_id, "mode": "keyword", "k": 1}
+    )
+    assert result["standalone"] == "Zephyr kettle warranty"
+    assert [p.title for p in result["passages"]] == ["Kettle manual"]
+    assert result["answer"].startswith(EXTRACTIVE_LABEL)
+    assert "two year warranty" in result["answer"] and "[1]" in result["answer"]
 
 
 def test_cited_numbers_reads_every_citation_style() -> None:
