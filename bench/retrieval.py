@@ -9,12 +9,14 @@ vocabularies, so keyword search has work to do) by binary COPY as the owner, the
 builds the HNSW index with maintenance_work_mem=1GB. Prints, measured in this run:
 
 - p50/p95 latency of `search_documents` per mode with the query vector given
-  ("SQL only": user-scoped transaction + SQL + Python), and with the real query
-  embedding (all-MiniLM-L6-v2) in front;
-- recall@10 of the per-user filtered HNSW search against exact search over the same
-  user's vectors, with pgvector's iterative scan (what the app runs) and without it
-  (why the app turns it on);
-- the plan of the vector query, to show that the HNSW index is what answered.
+  ("SQL only": the dense list through langchain-postgres's `PGVectorStore` on the
+  user's scoped engine, the keyword list in a user-scoped transaction, + Python),
+  and with the real query embedding (all-MiniLM-L6-v2) in front;
+- recall@10 of the per-user filtered HNSW search (the app's: `PGVectorStore` with
+  the iterative scan set in the scoped connections' startup options) against exact
+  search over the same user's vectors, and of the same query without the iterative
+  scan (why the app turns it on);
+- the plan of the filtered vector query, to show that the HNSW index is what answered.
 
 Targets: recall@10 >= 0.95, SQL-only p95 < 50 ms.
 """
@@ -51,6 +53,7 @@ from db.engine import PoolConfig, make_engine  # noqa: E402
 from db.migrate import upgrade_to_head  # noqa: E402
 from db.scoped import user_scope  # noqa: E402
 from db.users import add_user  # noqa: E402
+from retrieval.pgvector_store import close_user_stores  # noqa: E402
 from retrieval.retriever import search_documents  # noqa: E402
 from retrieval.search_sql import vector_literal  # noqa: E402
 
@@ -213,6 +216,8 @@ def main() -> None:
         finally:
             engine.dispose()
             server.stop()
+        # The engine_disposed hook closed them: none is left to hold the server open.
+        print(f"Per-user PGVectorStore engines left after dispose: {close_user_stores()}")
     print(f"\nWhole bench: {time.perf_counter() - total:.0f} s")
 
 

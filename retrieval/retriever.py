@@ -1,8 +1,12 @@
 """Per-user retrieval: vector, keyword and hybrid search over `document_chunks`.
 
 `search_documents` is the seed's function; `UserRetriever` wraps it as a LangChain
-retriever bound to one user. The user scope is enforced in SQL (`WHERE user_id`)
-and by row-level security (`db.scoped.user_scope`), never by filtering in Python.
+retriever bound to one user. The dense (vector) list comes from langchain-postgres's
+`PGVectorStore` (`retrieval.pgvector_store`, on per-user connections that start
+scoped); the keyword list and the weighted fusion are our SQL (`retrieval.search_sql`).
+The user scope is enforced in SQL (`WHERE user_id` / the store's filter) and by
+row-level security (`db.scoped.user_scope` / the scoped connections), never by
+filtering in Python.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from sqlalchemy.engine import Engine
 
 from db.errors import InvalidInput
 from db.scoped import user_scope
+from retrieval.pgvector_store import dense_search, start_dense_search
 from retrieval.search_sql import (
     ChunkHit,
     SearchFilters,
     keyword_search,
     reciprocal_rank_fusion,
-    vector_search,
 )
 
 __all__ = ["MODES", "Passage", "SearchMode", "UserRetriever", "search_documents"]
@@ -139,23 +143,26 @@ def search_documents(
     if not query:
         return []
     query_vector = embeddings.embed_query(query) if search_mode != "keyword" else None
-    with user_scope(engine, user_id) as connection:
-        if search_mode == "vector":
-            assert query_vector is not None
-            hits = vector_search(
-                connection, user_id=user_id, query_vector=query_vector, limit=top_k, filters=where
-            )
-            return [_passage(h, h.score) for h in hits]
-        if search_mode == "keyword":
+    if search_mode == "vector":
+        assert query_vector is not None
+        hits = dense_search(
+            engine, user_id=user_id, query_vector=query_vector, limit=top_k, filters=where
+        )
+        return [_passage(h, h.score) for h in hits]
+    if search_mode == "keyword":
+        with user_scope(engine, user_id) as connection:
             hits = keyword_search(
                 connection, user_id=user_id, query=query, limit=top_k, filters=where
             )
-            return [_passage(h, h.score) for h in hits]
-        assert query_vector is not None
-        depth = candidates or max(MIN_CANDIDATES, CANDIDATE_FACTOR * top_k)
-        dense = vector_search(
-            connection, user_id=user_id, query_vector=query_vector, limit=depth, filters=where
-        )
+        return [_passage(h, h.score) for h in hits]
+    assert query_vector is not None
+    depth = candidates or max(MIN_CANDIDATES, CANDIDATE_FACTOR * top_k)
+    # The dense query runs on the store's own connection and event loop: the keyword
+    # query runs meanwhile, on this thread.
+    dense = start_dense_search(
+        engine, user_id=user_id, query_vector=query_vector, limit=depth, filters=where
+    )
+    with user_scope(engine, user_id) as connection:
         sparse = keyword_search(
             connection,
             user_id=user_id,
@@ -164,7 +171,9 @@ def search_documents(
             filters=where,
             query_vector=query_vector,
         )
-    fused = reciprocal_rank_fusion([dense, sparse], k=RRF_K, weights=HYBRID_WEIGHTS, limit=top_k)
+    fused = reciprocal_rank_fusion(
+        [dense.result(), sparse], k=RRF_K, weights=HYBRID_WEIGHTS, limit=top_k
+    )
     return [_passage(hit, score) for hit, score in fused]
 
 

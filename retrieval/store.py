@@ -1,4 +1,8 @@
-"""`ChunkStore`: a LangChain `VectorStore` over `document_chunks`, for one user.
+"""`ChunkStore`: a LangChain `VectorStore` over `document_chunks`, for one user: the WRITE side.
+
+The split over `document_chunks`: writes go through this store, reads (the
+retriever's dense list) through langchain-postgres's `PGVectorStore` in
+`retrieval/pgvector_store.py`, on per-user connections that start scoped.
 
 The store is bound to ONE SQLAlchemy `Connection` that the caller opened with
 `db.scoped.user_scope(engine, user_id)`: every write joins the caller's
@@ -7,15 +11,16 @@ security as well as filtering by `user_id` in SQL.
 
 Why not langchain-postgres's `PGVectorStore` for writes: it takes a `PGEngine`
 and opens (and commits on) its own connections, row by row (~730 rows/s measured
-here), so it can neither join the per-file transaction nor run under the per-user
-`kb_scoped` role that row-level security needs. Here `add_documents` embeds in
+here), so it cannot join the per-file transaction: a failure halfway through a file
+would leave half of its new chunks written. Here `add_documents` embeds in
 batches (one `embed_documents` call per batch) and writes each batch with one
 multi-row INSERT through `db.chunks.insert_chunks` (COPY is refused on tables under
-row-level security).
+row-level security). Searching needs no transaction, so there the library's store
+is used as it is.
 
 `similarity_search` is deliberately minimal (pure vector, the user's rows only) so
-this is a complete `VectorStore`; the retriever in `retrieval/retriever.py` does the
-real searching.
+this is a complete `VectorStore` (LangChain's indexing API takes one); the retriever
+in `retrieval/retriever.py` does the real searching.
 """
 
 from __future__ import annotations
