@@ -35,21 +35,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class LastSync:
-    """The latest recorded run."""
-
-    sync_id: int
-    status: str
-    started_at: datetime
-    finished_at: datetime | None
-    pages_seen: int
-    pages_new: int
-    pages_updated: int
-    pages_unchanged: int
-    pages_removed: int
-    pages_failed: int
-    error: str | None
+#: The latest recorded run, as the repository reads it.
+LastSync = repo.SyncRow
 
 
 @dataclass(frozen=True)
@@ -138,12 +125,7 @@ def notion_status(*, engine: Engine, user_id: uuid.UUID) -> NotionStatus | None:
         connected_at=stored.updated_at if stored else None,
         pages_indexed=counts.get("indexed", 0),
         pages_failed=counts.get("failed", 0),
-        last_sync=None if last is None else LastSync(
-            sync_id=last.id, status=last.status, started_at=last.started_at,
-            finished_at=last.finished_at, pages_seen=last.pages_seen, pages_new=last.pages_new,
-            pages_updated=last.pages_updated, pages_unchanged=last.pages_unchanged,
-            pages_removed=last.pages_removed, pages_failed=last.pages_failed, error=last.error,
-        ),
+        last_sync=last,
     )
 
 
