@@ -19,13 +19,18 @@ def clean_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
 
 
 def run_kb(
-    *args: str, cwd: Path, database_url: str | None = None, **extra_env: str
+    *args: str,
+    cwd: Path,
+    database_url: str | None = None,
+    stdin: str | None = None,
+    **extra_env: str,
 ) -> subprocess.CompletedProcess[str]:
     """`kb ARGS...`; without `database_url` it uses the embedded server under `cwd`."""
     return subprocess.run(
         [sys.executable, "-m", "chat_app.cli", *args],
         env=clean_env(database_url, **extra_env),
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         check=False,

@@ -90,3 +90,13 @@ def test_second_process_attaches_to_the_running_server(app_dir: Path) -> None:
         holder.stdin.write("\n")
         holder.stdin.flush()
         holder.wait(timeout=60)
+
+
+def test_db_shell_opens_psql_on_the_embedded_database_and_stops_it_after(app_dir: Path) -> None:
+    assert run_kb("setup", cwd=app_dir).returncode == 0
+    shell = run_kb(
+        "db", "shell", cwd=app_dir, stdin="SELECT count(*) AS kb_tables FROM document_chunks;\n"
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert "kb_tables" in shell.stdout and "0" in shell.stdout
+    assert not (app_dir / ".kb" / "pgdata" / "postmaster.pid").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
 from pathlib import Path
 
 import typer
@@ -29,9 +29,12 @@ def url(
 @app.command("shell")
 def shell() -> None:
     """Open psql on the database (the embedded server ships psql)."""
+    # psql runs while this process holds the embedded server open (not exec: the
+    # server would stop when our handle is released, or never stop if exec skipped it).
     with runtime(require_schema=False) as rt:
         command, env = tools.client_command("psql", rt.database_url)
-    os.execvpe(command[0], command, env)
+        code = subprocess.call(command, env=env)
+    raise typer.Exit(code)
 
 
 @app.command("backup")
