@@ -116,8 +116,10 @@ def _sections(rng: random.Random) -> list[tuple[str, list[str]]]:
     return [
         (
             " ".join(rng.choice(WORDS) for _ in range(3)).title(),
-            [" ".join(_sentence(rng) for _ in range(rng.randint(3, 7)))
-             for _ in range(rng.randint(3, 6))],
+            [
+                " ".join(_sentence(rng) for _ in range(rng.randint(3, 7)))
+                for _ in range(rng.randint(3, 6))
+            ],
         )
         for _ in range(rng.randint(3, 6))
     ]
@@ -182,31 +184,48 @@ def final_chunk_texts(folder: Path, options: IngestOptions) -> list[str]:
     texts: list[str] = []
     for item in discover_files([folder]).files:
         try:
-            documents = load_file(item.path, display_name=item.source_id,
-                                  max_bytes=options.max_bytes)
+            documents = load_file(
+                item.path, display_name=item.source_id, max_bytes=options.max_bytes
+            )
         except Exception:  # the pipeline reports these files as errors and skips them
             continue
         markdown = item.path.suffix.lower() in {".md", ".markdown"}
-        chunks = split_documents(documents, chunk_size=options.chunk_size,
-                                 chunk_overlap=options.chunk_overlap, markdown=markdown)
+        chunks = split_documents(
+            documents,
+            chunk_size=options.chunk_size,
+            chunk_overlap=options.chunk_overlap,
+            markdown=markdown,
+        )
         texts.extend(c.page_content for c in chunks)
     return texts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("corpus", nargs="?", type=Path,
-                        help="A folder of files or a BEIR corpus.jsonl (default: generated).")
+    parser.add_argument(
+        "corpus",
+        nargs="?",
+        type=Path,
+        help="A folder of files or a BEIR corpus.jsonl (default: generated).",
+    )
     parser.add_argument("--limit", type=int, default=300, help="Records of a corpus.jsonl.")
     parser.add_argument("--files", type=int, default=40, help="Generated documents.")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--chunk-size", type=int, default=1000)
     parser.add_argument("--chunk-overlap", type=int, default=150)
-    parser.add_argument("--prefetch", type=int, default=IngestOptions.prefetch_chunks,
-                        help="Chunks of several files embedded per model call.")
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        default=IngestOptions.prefetch_chunks,
+        help="Chunks of several files embedded per model call.",
+    )
     args = parser.parse_args()
-    options = IngestOptions(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap,
-                            batch_size=args.batch_size, prefetch_chunks=args.prefetch)
+    options = IngestOptions(
+        chunk_size=args.chunk_size,
+        chunk_overlap=args.chunk_overlap,
+        batch_size=args.batch_size,
+        prefetch_chunks=args.prefetch,
+    )
 
     with tempfile.TemporaryDirectory(prefix="kb-bench-ingest-") as tmp_name:
         tmp = Path(tmp_name)
@@ -221,8 +240,10 @@ def main() -> None:
         else:
             folder = args.corpus
             label = str(folder)
-        print(f"corpus: {label}; embedding {args.prefetch} chunks per model call, "
-              f"batches of {args.batch_size}")
+        print(
+            f"corpus: {label}; embedding {args.prefetch} chunks per model call, "
+            f"batches of {args.batch_size}"
+        )
 
         print("loading the embedding model ...", flush=True)
         embeddings = load_embeddings(None, batch_size=args.batch_size)
@@ -230,15 +251,19 @@ def main() -> None:
         model.encode(["warm up"] * 8, batch_size=args.batch_size, normalize_embeddings=True)
 
         texts, parse_seconds = timed(lambda: final_chunk_texts(folder, options))
-        print(f"{len(texts)} chunks, mean {statistics.mean(map(len, texts)):.0f} characters; "
-              f"parse + split alone: {parse_seconds:.2f} s", flush=True)
+        print(
+            f"{len(texts)} chunks, mean {statistics.mean(map(len, texts)):.0f} characters; "
+            f"parse + split alone: {parse_seconds:.2f} s",
+            flush=True,
+        )
 
         raw_cpu: list[float] = []
 
         def raw() -> float:
             cpu = time.process_time()
-            _, seconds = timed(lambda: model.encode(
-                texts, batch_size=args.batch_size, normalize_embeddings=True))
+            _, seconds = timed(
+                lambda: model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True)
+            )
             raw_cpu.append(time.process_time() - cpu)
             return len(texts) / seconds
 
@@ -257,8 +282,9 @@ def main() -> None:
             counting = CountingEmbeddings(embeddings)
 
             def run() -> list[FileResult]:
-                return ingest_paths([folder], engine=engine, embeddings=counting,
-                                    user_id=user_id, options=options)
+                return ingest_paths(
+                    [folder], engine=engine, embeddings=counting, user_id=user_id, options=options
+                )
 
             cpu, server_cpu = time.process_time(), server_cpu_seconds(server.pgdata)
             results, pipeline_seconds = timed(run)
@@ -287,24 +313,36 @@ def main() -> None:
         print(f"  error: {r.error}")
     if chunks != len(texts):
         print(f"WARNING: the pipeline indexed {chunks} chunks, the raw pass encoded {len(texts)}")
-    print(f"raw SentenceTransformer.encode: {raw_rate:8.1f} chunks/s "
-          f"(before {raw_before:.1f}, after {raw_after:.1f})")
-    print(f"full pipeline:                  {pipeline_rate:8.1f} chunks/s "
-          f"({pipeline_seconds:.2f} s; embedding {embed_seconds:.2f} s in {embed_calls} calls, "
-          f"parse + split + write {pipeline_seconds - embed_seconds:.2f} s)")
-    print(f"ratio pipeline / raw:           {pipeline_rate / raw_rate:8.2f}  (target >= 0.85; "
-          f"{pipeline_rate / raw_before:.2f} vs the raw run before, "
-          f"{pipeline_rate / raw_after:.2f} vs the one after)")
+    print(
+        f"raw SentenceTransformer.encode: {raw_rate:8.1f} chunks/s "
+        f"(before {raw_before:.1f}, after {raw_after:.1f})"
+    )
+    print(
+        f"full pipeline:                  {pipeline_rate:8.1f} chunks/s "
+        f"({pipeline_seconds:.2f} s; embedding {embed_seconds:.2f} s in {embed_calls} calls, "
+        f"parse + split + write {pipeline_seconds - embed_seconds:.2f} s)"
+    )
+    print(
+        f"ratio pipeline / raw:           {pipeline_rate / raw_rate:8.2f}  (target >= 0.85; "
+        f"{pipeline_rate / raw_before:.2f} vs the raw run before, "
+        f"{pipeline_rate / raw_after:.2f} vs the one after)"
+    )
     raw_cpu_rate = 2 * len(texts) / sum(raw_cpu)
     pipeline_cpu_rate = chunks / (pipeline_cpu + pipeline_server_cpu)
-    print(f"by CPU time (steadier when the machine is shared): raw {raw_cpu_rate:.1f} chunks/"
-          f"CPU-s, pipeline {pipeline_cpu_rate:.1f} chunks/CPU-s (Python {pipeline_cpu:.1f} s "
-          f"+ PostgreSQL {pipeline_server_cpu:.1f} s), "
-          f"ratio {pipeline_cpu_rate / raw_cpu_rate:.2f}")
-    print(f"time outside the model:         {1 - embed_seconds / pipeline_seconds:8.1%} of the "
-          "pipeline (parsing, splitting, hashing, SQL)")
-    print(f"re-ingest unchanged:            {reingest_seconds:8.2f} s, "
-          f"{counting.calls} embedding calls (target 0), {unchanged}/{len(again)} files unchanged")
+    print(
+        f"by CPU time (steadier when the machine is shared): raw {raw_cpu_rate:.1f} chunks/"
+        f"CPU-s, pipeline {pipeline_cpu_rate:.1f} chunks/CPU-s (Python {pipeline_cpu:.1f} s "
+        f"+ PostgreSQL {pipeline_server_cpu:.1f} s), "
+        f"ratio {pipeline_cpu_rate / raw_cpu_rate:.2f}"
+    )
+    print(
+        f"time outside the model:         {1 - embed_seconds / pipeline_seconds:8.1%} of the "
+        "pipeline (parsing, splitting, hashing, SQL)"
+    )
+    print(
+        f"re-ingest unchanged:            {reingest_seconds:8.2f} s, "
+        f"{counting.calls} embedding calls (target 0), {unchanged}/{len(again)} files unchanged"
+    )
 
 
 if __name__ == "__main__":

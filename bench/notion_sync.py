@@ -47,10 +47,12 @@ from tests.fake_notion import builders as b  # noqa: E402
 from tests.fakes import HashEmbeddings  # noqa: E402
 
 SECRET = "bench secret key"
-_VOCABULARY = ("alpaca llama fleece herd andes plateau shearing wool fibre breeder valley river "
-         "glacier altitude farmer market textile spinning loom dye yarn harvest season winter "
-         "summer feeding water shelter fence health vaccine record ledger invoice shipment "
-         "export cooperative village mountain trail stone quality grade colour")
+_VOCABULARY = (
+    "alpaca llama fleece herd andes plateau shearing wool fibre breeder valley river "
+    "glacier altitude farmer market textile spinning loom dye yarn harvest season winter "
+    "summer feeding water shelter fence health vaccine record ledger invoice shipment "
+    "export cooperative village mountain trail stone quality grade colour"
+)
 WORDS = tuple(_VOCABULARY.split())
 
 
@@ -79,7 +81,8 @@ def page_blocks(rng: random.Random, number: int) -> list[b.BlockSpec]:
         b.heading(1, f"Section {number}"),
         b.paragraph(sentence(rng, 30)),
         b.bulleted(sentence(rng), b.bulleted(sentence(rng)), b.bulleted(sentence(rng))),
-        b.numbered(sentence(rng)), b.numbered(sentence(rng)),
+        b.numbered(sentence(rng)),
+        b.numbered(sentence(rng)),
         b.heading(2, "Details"),
         b.paragraph(sentence(rng, 40)),
         b.table([["Item", "Value"], [rng.choice(WORDS), str(rng.randint(1, 99))]]),
@@ -97,28 +100,46 @@ def build_workspace(pages: int, seed: int = 7) -> tuple[Workspace, list[str]]:
     rows = pages // 5
     for i in range(top):
         ids.append(ws.add_page(f"Area {i}", page_blocks(rng, i)))
-    _, source = ws.add_database("Inventory", parent=ids[0], searchable=False,
-                                schema={"Status": "select", "Owner": "rich_text"})
+    _, source = ws.add_database(
+        "Inventory",
+        parent=ids[0],
+        searchable=False,
+        schema={"Status": "select", "Owner": "rich_text"},
+    )
     for i in range(rows):
-        ids.append(ws.add_row(source, {"Name": f"Item {i}", "Status": rng.choice(["a", "b"]),
-                                       "Owner": rng.choice(WORDS)},
-                              [b.paragraph(sentence(rng, 25))]))
+        ids.append(
+            ws.add_row(
+                source,
+                {"Name": f"Item {i}", "Status": rng.choice(["a", "b"]), "Owner": rng.choice(WORDS)},
+                [b.paragraph(sentence(rng, 25))],
+            )
+        )
     i = 0
     while len(ids) < pages:
-        parent = rng.choice(ids[:top] + ids[top + rows:])
-        ids.append(ws.add_page(f"Note {i}", page_blocks(rng, i), parent=parent,
-                               searchable=rng.random() < 0.5))
+        parent = rng.choice(ids[:top] + ids[top + rows :])
+        ids.append(
+            ws.add_page(
+                f"Note {i}", page_blocks(rng, i), parent=parent, searchable=rng.random() < 0.5
+            )
+        )
         i += 1
     return ws, ids
 
 
-def timed_sync(fake: FakeNotion, engine: object, embeddings: Counting,
-               user_id: uuid.UUID) -> tuple[SyncReport, float, int, int]:
+def timed_sync(
+    fake: FakeNotion, engine: object, embeddings: Counting, user_id: uuid.UUID
+) -> tuple[SyncReport, float, int, int]:
     fake.reset_requests()
     calls = embeddings.calls
     start = time.perf_counter()
-    report = sync_notion(engine=engine, embeddings=embeddings, user_id=user_id,  # type: ignore[arg-type]
-                         secret_key=SECRET, base_url=fake.url, requests_per_second=0)
+    report = sync_notion(
+        engine=engine,
+        embeddings=embeddings,
+        user_id=user_id,  # type: ignore[arg-type]
+        secret_key=SECRET,
+        base_url=fake.url,
+        requests_per_second=0,
+    )
     seconds = time.perf_counter() - start
     assert report.status == "success", report.errors
     return report, seconds, fake.count(), embeddings.calls - calls
@@ -127,8 +148,11 @@ def timed_sync(fake: FakeNotion, engine: object, embeddings: Counting,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=500)
-    parser.add_argument("--real-model", action="store_true",
-                        help="embed with all-MiniLM-L6-v2 instead of HashEmbeddings")
+    parser.add_argument(
+        "--real-model",
+        action="store_true",
+        help="embed with all-MiniLM-L6-v2 instead of HashEmbeddings",
+    )
     args = parser.parse_args()
 
     if args.real_model:
@@ -141,8 +165,10 @@ def main() -> None:
         print("embeddings: HashEmbeddings (fake bag-of-words; the model is not the point)")
     embeddings = Counting(inner)
     ws, ids = build_workspace(args.pages)
-    print(f"workspace: {len(ids)} pages generated; fake server page size 100; "
-          "rate limiting OFF (client unpaced, server never 429s)")
+    print(
+        f"workspace: {len(ids)} pages generated; fake server page size 100; "
+        "rate limiting OFF (client unpaced, server never 429s)"
+    )
 
     with tempfile.TemporaryDirectory(prefix="kb-bench-notion-") as tmp:
         server = start_embedded(Path(tmp) / "pgdata")
@@ -154,12 +180,18 @@ def main() -> None:
                 session.commit()
                 user_id = user.id
             with FakeNotion(ws, max_page_size=100) as fake:
-                connect_notion(engine=engine, user_id=user_id, token=ws.token,
-                               secret_key=SECRET, base_url=fake.url)
+                connect_notion(
+                    engine=engine,
+                    user_id=user_id,
+                    token=ws.token,
+                    secret_key=SECRET,
+                    base_url=fake.url,
+                )
                 full, full_s, full_req, full_calls = timed_sync(fake, engine, embeddings, user_id)
                 full_counts = fake.counts()
-                again, again_s, again_req, again_calls = timed_sync(fake, engine, embeddings,
-                                                                    user_id)
+                again, again_s, again_req, again_calls = timed_sync(
+                    fake, engine, embeddings, user_id
+                )
                 again_counts = fake.counts()
                 rng = random.Random(1)
                 edited = rng.sample(ids, max(1, len(ids) // 100))
@@ -171,19 +203,28 @@ def main() -> None:
             server.stop()
 
     ratio = again_s / full_s
-    print(f"\nfull sync:      {full_s:7.2f} s  {full.pages_new} pages new, "
-          f"{full.chunks_written} chunks, {full_req} requests {dict(full_counts)}, "
-          f"{full_calls} embedding calls")
-    print(f"no-change sync: {again_s:7.2f} s  {again.pages_unchanged} unchanged, "
-          f"{again_req} requests {dict(again_counts)}, "
-          f"block requests {again_counts['blocks.children'] + again_counts['blocks']}, "
-          f"{again_calls} embedding calls")
-    print(f"ratio re-sync / full: {ratio:.2%} (target < 5%) -> "
-          f"{'OK' if ratio < 0.05 else 'MISSED'}")
-    print(f"edit {len(edited)} pages:   {inc_s:7.2f} s  {inc.pages_updated} updated, "
-          f"{inc.pages_unchanged} unchanged, {inc_req} requests, {inc_calls} embedding calls")
-    print(f"at Notion's 3 requests/s the request floor would be: full {full_req / 3:.0f} s, "
-          f"no-change {again_req / 3:.0f} s, edit {inc_req / 3:.0f} s")
+    print(
+        f"\nfull sync:      {full_s:7.2f} s  {full.pages_new} pages new, "
+        f"{full.chunks_written} chunks, {full_req} requests {dict(full_counts)}, "
+        f"{full_calls} embedding calls"
+    )
+    print(
+        f"no-change sync: {again_s:7.2f} s  {again.pages_unchanged} unchanged, "
+        f"{again_req} requests {dict(again_counts)}, "
+        f"block requests {again_counts['blocks.children'] + again_counts['blocks']}, "
+        f"{again_calls} embedding calls"
+    )
+    print(
+        f"ratio re-sync / full: {ratio:.2%} (target < 5%) -> {'OK' if ratio < 0.05 else 'MISSED'}"
+    )
+    print(
+        f"edit {len(edited)} pages:   {inc_s:7.2f} s  {inc.pages_updated} updated, "
+        f"{inc.pages_unchanged} unchanged, {inc_req} requests, {inc_calls} embedding calls"
+    )
+    print(
+        f"at Notion's 3 requests/s the request floor would be: full {full_req / 3:.0f} s, "
+        f"no-change {again_req / 3:.0f} s, edit {inc_req / 3:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -183,7 +183,6 @@ class DocumentChunk(Base):
     updated_at: Mapped[datetime] = _now()
 
 
-
 class IndexRecord(Base):
     """LangChain indexing-API records: which chunk key belongs to which source, and when."""
 

@@ -86,13 +86,19 @@ class SyncRow:
 
 
 def save_connection(
-    connection: Connection, *, user_id: uuid.UUID, token_encrypted: bytes,
-    workspace_name: str | None, bot_id: str | None,
+    connection: Connection,
+    *,
+    user_id: uuid.UUID,
+    token_encrypted: bytes,
+    workspace_name: str | None,
+    bot_id: str | None,
 ) -> None:
     """Insert or replace the user's connection."""
     stmt = pg_insert(_connections).values(
-        user_id=user_id, token_encrypted=token_encrypted,
-        workspace_name=workspace_name, bot_id=bot_id,
+        user_id=user_id,
+        token_encrypted=token_encrypted,
+        workspace_name=workspace_name,
+        bot_id=bot_id,
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=["user_id"],
@@ -109,8 +115,11 @@ def save_connection(
 def get_connection(connection: Connection, *, user_id: uuid.UUID) -> ConnectionRow | None:
     row = connection.execute(
         sa.select(
-            _connections.c.token_encrypted, _connections.c.workspace_name,
-            _connections.c.bot_id, _connections.c.created_at, _connections.c.updated_at,
+            _connections.c.token_encrypted,
+            _connections.c.workspace_name,
+            _connections.c.bot_id,
+            _connections.c.created_at,
+            _connections.c.updated_at,
         ).where(_connections.c.user_id == user_id)
     ).one_or_none()
     return ConnectionRow(**row._mapping) if row else None
@@ -125,23 +134,44 @@ def load_pages(connection: Connection, *, user_id: uuid.UUID) -> dict[str, PageS
     """Every recorded page and database container of the user, by id."""
     rows = connection.execute(
         sa.select(
-            _pages.c.page_id, _pages.c.kind, _pages.c.title, _pages.c.url, _pages.c.parent_id,
-            _pages.c.last_edited_time, _pages.c.chunk_count, _pages.c.status, _pages.c.error,
+            _pages.c.page_id,
+            _pages.c.kind,
+            _pages.c.title,
+            _pages.c.url,
+            _pages.c.parent_id,
+            _pages.c.last_edited_time,
+            _pages.c.chunk_count,
+            _pages.c.status,
+            _pages.c.error,
         ).where(_pages.c.user_id == user_id)
     )
     return {row.page_id: PageState(**row._mapping) for row in rows}
 
 
 def save_page(
-    connection: Connection, *, user_id: uuid.UUID, page_id: str, kind: str = "page",
-    title: str | None, url: str | None, parent_id: str | None,
-    last_edited_time: str | None, chunk_count: int, status: str, error: str | None = None,
+    connection: Connection,
+    *,
+    user_id: uuid.UUID,
+    page_id: str,
+    kind: str = "page",
+    title: str | None,
+    url: str | None,
+    parent_id: str | None,
+    last_edited_time: str | None,
+    chunk_count: int,
+    status: str,
+    error: str | None = None,
 ) -> None:
     """Insert or replace one page's sync state."""
     values = {
-        "kind": kind, "title": title, "url": url, "parent_id": parent_id,
-        "last_edited_time": last_edited_time, "chunk_count": chunk_count,
-        "status": status, "error": error,
+        "kind": kind,
+        "title": title,
+        "url": url,
+        "parent_id": parent_id,
+        "last_edited_time": last_edited_time,
+        "chunk_count": chunk_count,
+        "status": status,
+        "error": error,
     }
     stmt = pg_insert(_pages).values(user_id=user_id, page_id=page_id, **values)
     stmt = stmt.on_conflict_do_update(
@@ -152,7 +182,11 @@ def save_page(
 
 
 def save_placeholders(
-    connection: Connection, *, user_id: uuid.UUID, parent_id: str, kind: str,
+    connection: Connection,
+    *,
+    user_id: uuid.UUID,
+    parent_id: str,
+    kind: str,
     object_ids: Iterable[str],
 ) -> None:
     """Record children found in a page as 'pending' unless already recorded.
@@ -160,8 +194,17 @@ def save_placeholders(
     A run that stops before reaching them still leaves them findable from their
     parent next time, even when the parent itself is then unchanged.
     """
-    rows = [{"user_id": user_id, "page_id": i, "kind": kind, "parent_id": parent_id,
-             "status": "pending", "chunk_count": 0} for i in object_ids]
+    rows = [
+        {
+            "user_id": user_id,
+            "page_id": i,
+            "kind": kind,
+            "parent_id": parent_id,
+            "status": "pending",
+            "chunk_count": 0,
+        }
+        for i in object_ids
+    ]
     if rows:
         connection.execute(pg_insert(_pages).values(rows).on_conflict_do_nothing())
 
@@ -218,8 +261,14 @@ def start_sync(connection: Connection, *, user_id: uuid.UUID) -> tuple[int, date
 
 
 def finish_sync(
-    connection: Connection, *, user_id: uuid.UUID, sync_id: int, status: str,
-    counts: dict[str, int], error: str | None, details: dict[str, Any],
+    connection: Connection,
+    *,
+    user_id: uuid.UUID,
+    sync_id: int,
+    status: str,
+    counts: dict[str, int],
+    error: str | None,
+    details: dict[str, Any],
 ) -> datetime:
     """Close a run with its outcome; returns the finish time."""
     row = connection.execute(
@@ -248,8 +297,9 @@ def _lock_key(user_id: uuid.UUID) -> sa.ColumnElement[int]:
 
 def try_sync_lock(connection: Connection, *, user_id: uuid.UUID) -> bool:
     """Take the user's session-level sync lock on an AUTOCOMMIT connection, if free."""
-    return bool(connection.execute(sa.select(sa.func.pg_try_advisory_lock(_lock_key(user_id))))
-                .scalar())
+    return bool(
+        connection.execute(sa.select(sa.func.pg_try_advisory_lock(_lock_key(user_id)))).scalar()
+    )
 
 
 def release_sync_lock(connection: Connection, *, user_id: uuid.UUID) -> None:

@@ -45,17 +45,14 @@ class EmptyFile(IngestError):
 class EncryptedFile(IngestError):
     """Opening the file needs a password we do not have."""
 
-    default_hint = (
-        "Remove the password (or export an unprotected copy) and upload it again."
-    )
+    default_hint = "Remove the password (or export an unprotected copy) and upload it again."
 
 
 class CorruptFile(IngestError):
     """The bytes claim a format but do not parse as it (truncated, damaged, invalid)."""
 
     default_hint = (
-        "Open it in the program that made it and save or export it again, "
-        "then upload the new copy."
+        "Open it in the program that made it and save or export it again, then upload the new copy."
     )
 
 
@@ -69,8 +66,7 @@ class FileTooLarge(IngestError):
     """The file is over the size limit; checked before its content is read."""
 
     default_hint = (
-        "Split it into smaller files, or ask an administrator to raise the limit "
-        "(KB_MAX_FILE_MB)."
+        "Split it into smaller files, or ask an administrator to raise the limit (KB_MAX_FILE_MB)."
     )
 
 

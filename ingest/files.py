@@ -111,8 +111,15 @@ def ingest_file(
         chunks = _load_and_split(path, name, options, report)
     except Exception as exc:
         return _failure(name, exc)
-    return _index(name, chunks, engine=engine, embeddings=embeddings, user_id=user_id,
-                  options=options, report=report)
+    return _index(
+        name,
+        chunks,
+        engine=engine,
+        embeddings=embeddings,
+        user_id=user_id,
+        options=options,
+        report=report,
+    )
 
 
 def ingest_paths(
@@ -130,7 +137,11 @@ def ingest_paths(
         for note in found.notes:
             progress(note)
     return list(found.errors) + ingest_files(
-        found.files, engine=engine, embeddings=embeddings, user_id=user_id, options=options,
+        found.files,
+        engine=engine,
+        embeddings=embeddings,
+        user_id=user_id,
+        options=options,
         progress=progress,
     )
 
@@ -170,8 +181,18 @@ def ingest_files(
             # Only an optimisation: each file then embeds and reports errors on its own.
             log.warning("embedding ahead failed; embedding file by file", exc_info=True)
         for position, item, chunks in window:
-            done(position, _index(item.source_id, chunks, engine=engine, embeddings=prefetched,
-                                  user_id=user_id, options=options, report=report))
+            done(
+                position,
+                _index(
+                    item.source_id,
+                    chunks,
+                    engine=engine,
+                    embeddings=prefetched,
+                    user_id=user_id,
+                    options=options,
+                    report=report,
+                ),
+            )
         window.clear()
         prefetched.clear()
 
@@ -207,8 +228,14 @@ def _load_and_split(
 
 
 def _index(
-    name: str, chunks: list[Document], *, engine: Engine, embeddings: Embeddings,
-    user_id: uuid.UUID, options: IngestOptions, report: Progress,
+    name: str,
+    chunks: list[Document],
+    *,
+    engine: Engine,
+    embeddings: Embeddings,
+    user_id: uuid.UUID,
+    options: IngestOptions,
+    report: Progress,
 ) -> FileResult:
     report(f"indexing {name}: {len(chunks)} chunks")
     try:
@@ -232,8 +259,13 @@ def _index(
     else:
         status = "indexed"
     return FileResult(
-        name=name, source_id=name, status=status, chunks=len(chunks), added=stats.added,
-        deleted=stats.deleted, skipped=stats.skipped,
+        name=name,
+        source_id=name,
+        status=status,
+        chunks=len(chunks),
+        added=stats.added,
+        deleted=stats.deleted,
+        skipped=stats.skipped,
     )
 
 
@@ -249,7 +281,9 @@ def _prefetch(
     # skip all its chunks, so embedding them ahead would be wasted work.
     with user_scope(engine, user_id) as connection:
         stored = stored_file_hashes(
-            connection, user_id=user_id, source_type="file",
+            connection,
+            user_id=user_id,
+            source_type="file",
             source_ids=[item.source_id for _, item, _ in window],
         )
     texts: list[str] = []
@@ -299,7 +333,9 @@ def discover_files(paths: Sequence[Path | str]) -> Discovery:
         if source_id in seen_ids:
             found.errors.append(
                 FileResult(
-                    name=str(path), source_id=source_id, status="error",
+                    name=str(path),
+                    source_id=source_id,
+                    status="error",
                     error=f"{path} has the same name as {seen_ids[source_id]} in this batch "
                     f"({source_id}). Ingest it on its own, or ingest their folders so the names "
                     "include the folder.",
@@ -316,8 +352,12 @@ def discover_files(paths: Sequence[Path | str]) -> Discovery:
             matches = [Path(m) for m in sorted(glob.glob(text, recursive=True))]
             if not matches:
                 found.errors.append(
-                    FileResult(name=text, source_id=text, status="error",
-                               error=f"{text} matches no file. Check the pattern.")
+                    FileResult(
+                        name=text,
+                        source_id=text,
+                        status="error",
+                        error=f"{text} matches no file. Check the pattern.",
+                    )
                 )
         for path in matches:
             if path.is_dir():

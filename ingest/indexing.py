@@ -73,8 +73,14 @@ def index_source(
     `progress(embedded, total)` is called after each embedded batch.
     """
     prepared = [
-        _prepare(doc, position, user_id=user_id, source_type=source_type,
-                 source_id=source_id, source_url=source_url)
+        _prepare(
+            doc,
+            position,
+            user_id=user_id,
+            source_type=source_type,
+            source_id=source_id,
+            source_url=source_url,
+        )
         for position, doc in enumerate(documents)
     ]
     group = group_id_for(source_type, source_id)
@@ -152,7 +158,12 @@ def stored_file_hashes(
 
 
 def _prepare(
-    document: Document, position: int, *, user_id: uuid.UUID, source_type: str, source_id: str,
+    document: Document,
+    position: int,
+    *,
+    user_id: uuid.UUID,
+    source_type: str,
+    source_id: str,
     source_url: str | None,
 ) -> Document:
     # The metadata is part of the chunk key, so it must serialise the same way each run;
@@ -173,7 +184,10 @@ def _lock_source(connection: Connection, user_id: uuid.UUID, group: str) -> None
 
 
 def _delete_in(
-    connection: Connection, records: PgRecordManager, user_id: uuid.UUID, source_id: str,
+    connection: Connection,
+    records: PgRecordManager,
+    user_id: uuid.UUID,
+    source_id: str,
     source_types: Sequence[str],
 ) -> int:
     removed = 0
@@ -204,7 +218,10 @@ def _forget_records_without_chunks(
 
 
 def _delete_chunks_without_records(
-    connection: Connection, records: PgRecordManager, user_id: uuid.UUID, source_type: str,
+    connection: Connection,
+    records: PgRecordManager,
+    user_id: uuid.UUID,
+    source_type: str,
     source_id: str,
 ) -> int:
     # Chunks of this source written without records (e.g. by the legacy migration) are

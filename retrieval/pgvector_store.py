@@ -172,9 +172,7 @@ def _watch(engine: Engine) -> None:
     sa.event.listen(engine, "engine_disposed", lambda _engine: _close_url(url))
 
 
-def user_vector_store(
-    engine: Engine, user_id: uuid.UUID, *, ef_search: int = 100
-) -> PGVectorStore:
+def user_vector_store(engine: Engine, user_id: uuid.UUID, *, ef_search: int = 100) -> PGVectorStore:
     """The `PGVectorStore` over `document_chunks` whose connections see only `user_id`."""
     key = _Key(engine.url.render_as_string(hide_password=False), uuid.UUID(str(user_id)), ef_search)
     with _lock:

@@ -50,7 +50,11 @@ class ChunkStore(VectorStore):
     """The chunks of one user, read and written on one user-scoped connection."""
 
     def __init__(
-        self, *, connection: Connection, embeddings: Embeddings, user_id: uuid.UUID,
+        self,
+        *,
+        connection: Connection,
+        embeddings: Embeddings,
+        user_id: uuid.UUID,
         batch_size: int = 64,
     ) -> None:
         self.connection = connection
@@ -95,8 +99,7 @@ class ChunkStore(VectorStore):
         texts = list(texts)
         metadatas = metadatas or [{} for _ in texts]
         documents = [
-            Document(page_content=t, metadata=m)
-            for t, m in zip(texts, metadatas, strict=True)
+            Document(page_content=t, metadata=m) for t, m in zip(texts, metadatas, strict=True)
         ]
         return self.add_documents(documents, ids=ids, **kwargs)
 

@@ -105,8 +105,9 @@ def write_docx(path: Path, *, title: str | None = "Field Guide") -> Path:
     document.add_paragraph("A torque wrench set to 40 Nm.", style="List Bullet")
 
     table = document.add_table(rows=3, cols=2)
-    for row, values in zip(table.rows, [("Part", "Stock"), ("Valve", "12"), ("Gasket", "7")],
-                           strict=True):
+    for row, values in zip(
+        table.rows, [("Part", "Stock"), ("Valve", "12"), ("Gasket", "7")], strict=True
+    ):
         for cell, value in zip(row.cells, values, strict=True):
             cell.text = value
 
@@ -199,8 +200,9 @@ def write_text(path: Path, text: str, *, encoding: str = "utf-8") -> Path:
 def write_csv(path: Path, rows: int = 60, *, delimiter: str = ",") -> Path:
     lines = [delimiter.join(["city", "name", "visitors"])]
     for number in range(1, rows + 1):
-        lines.append(delimiter.join([f"City{number}", f'"Dr. Savage, No. {number}"',
-                                     str(number * 10)]))
+        lines.append(
+            delimiter.join([f"City{number}", f'"Dr. Savage, No. {number}"', str(number * 10)])
+        )
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 

@@ -17,8 +17,13 @@ def file_documents(source_id: str, *texts: str, **metadata: Any) -> list[Documen
     return [
         Document(
             page_content=text,
-            metadata={"title": source_id, "source_type": "file", "source_id": source_id,
-                      "chunk_index": i, **metadata},
+            metadata={
+                "title": source_id,
+                "source_type": "file",
+                "source_id": source_id,
+                "chunk_index": i,
+                **metadata,
+            },
         )
         for i, text in enumerate(texts)
     ]
@@ -41,8 +46,7 @@ class FailingEmbeddings(HashEmbeddings):
 def chunk_snapshot(engine: Engine, user_id: uuid.UUID | None = None) -> list[tuple[Any, ...]]:
     """Every chunk row (as the table owner, i.e. past row-level security), sorted."""
     query = (
-        "SELECT user_id, source_type, source_id, chunk_index, chunk_id, text "
-        "FROM document_chunks"
+        "SELECT user_id, source_type, source_id, chunk_index, chunk_id, text FROM document_chunks"
     )
     params: dict[str, Any] = {}
     if user_id is not None:

@@ -43,39 +43,63 @@ class Demo:
 
 def build_demo() -> Demo:
     ws = Workspace(name="Acme")
-    handbook = ws.add_page("Team handbook", [
-        b.heading(1, "Setup"),
-        b.paragraph("Install the toolchain with the bootstrap script."),
-        b.heading(2, "Install"),
-        b.bulleted("Python 3.12", b.bulleted("with the venv module")),
-        b.numbered("Clone the repository"),
-        b.numbered("Run the tests"),
-        b.table([["Tool", "Version"], ["ruff", "0.6"]]),
-        b.heading(1, "Holidays"),
-        b.paragraph("Every employee has twenty-five days of paid leave."),
-    ])
-    onboarding = ws.add_page("Onboarding", [
-        b.paragraph("Your first week: meet the team and pair with a buddy."),
-    ], parent=handbook, searchable=False)
-    checklist = ws.add_page("Laptop checklist", [
-        b.todo("Enable disk encryption", checked=True),
-        b.todo("Install the password manager"),
-    ], parent=onboarding, searchable=False)
+    handbook = ws.add_page(
+        "Team handbook",
+        [
+            b.heading(1, "Setup"),
+            b.paragraph("Install the toolchain with the bootstrap script."),
+            b.heading(2, "Install"),
+            b.bulleted("Python 3.12", b.bulleted("with the venv module")),
+            b.numbered("Clone the repository"),
+            b.numbered("Run the tests"),
+            b.table([["Tool", "Version"], ["ruff", "0.6"]]),
+            b.heading(1, "Holidays"),
+            b.paragraph("Every employee has twenty-five days of paid leave."),
+        ],
+    )
+    onboarding = ws.add_page(
+        "Onboarding",
+        [
+            b.paragraph("Your first week: meet the team and pair with a buddy."),
+        ],
+        parent=handbook,
+        searchable=False,
+    )
+    checklist = ws.add_page(
+        "Laptop checklist",
+        [
+            b.todo("Enable disk encryption", checked=True),
+            b.todo("Install the password manager"),
+        ],
+        parent=onboarding,
+        searchable=False,
+    )
     database, source = ws.add_database(
-        "Projects", parent=handbook, schema={"Status": "select", "Owner": "rich_text"},
+        "Projects",
+        parent=handbook,
+        schema={"Status": "select", "Owner": "rich_text"},
         searchable=False,
     )
     rows = (
-        ws.add_row(source, {"Name": "Apollo", "Status": "Active", "Owner": "Grace"},
-                   [b.paragraph("Apollo migrates billing to the new ledger.")]),
-        ws.add_row(source, {"Name": "Hermes", "Status": "Paused", "Owner": "Linus"},
-                   [b.paragraph("Hermes replaces the notification service.")]),
+        ws.add_row(
+            source,
+            {"Name": "Apollo", "Status": "Active", "Owner": "Grace"},
+            [b.paragraph("Apollo migrates billing to the new ledger.")],
+        ),
+        ws.add_row(
+            source,
+            {"Name": "Hermes", "Status": "Paused", "Owner": "Linus"},
+            [b.paragraph("Hermes replaces the notification service.")],
+        ),
         ws.add_row(source, {"Name": "Zephyr", "Status": "Done", "Owner": "Ada"}),
     )
-    faq = ws.add_page("FAQ", [
-        b.toggle("How do I reset my password?", b.paragraph("Use the self-service portal.")),
-        b.callout("The office closes at 7 pm on Fridays.", "⏰"),
-    ])
+    faq = ws.add_page(
+        "FAQ",
+        [
+            b.toggle("How do I reset my password?", b.paragraph("Use the self-service portal.")),
+            b.callout("The office closes at 7 pm on Fridays.", "⏰"),
+        ],
+    )
     return Demo(ws, handbook, onboarding, checklist, faq, database, source, rows)
 
 
@@ -100,21 +124,32 @@ class Connected:
     embeddings: HashEmbeddings
 
     def sync(self, **kwargs: Any) -> SyncReport:
-        options: dict[str, Any] = {"requests_per_second": 0, "backoff_seconds": 0.01,
-                                   "chunk_size": 400, "chunk_overlap": 40}
-        return sync_notion(engine=self.engine, embeddings=self.embeddings,
-                           user_id=self.user_id, secret_key=SECRET_KEY,
-                           base_url=self.fake.url, **(options | kwargs))
+        options: dict[str, Any] = {
+            "requests_per_second": 0,
+            "backoff_seconds": 0.01,
+            "chunk_size": 400,
+            "chunk_overlap": 40,
+        }
+        return sync_notion(
+            engine=self.engine,
+            embeddings=self.embeddings,
+            user_id=self.user_id,
+            secret_key=SECRET_KEY,
+            base_url=self.fake.url,
+            **(options | kwargs),
+        )
 
     def source_ids(self) -> set[str]:
         with user_scope(self.engine, self.user_id) as conn:
-            return {s.source_id for s in list_sources(conn, user_id=self.user_id,
-                                                       source_type="notion")}
+            return {
+                s.source_id for s in list_sources(conn, user_id=self.user_id, source_type="notion")
+            }
 
     def chunks(self, source_id: str | None = None) -> list[dict[str, Any]]:
         table = DocumentChunk.__table__
-        query = sa.select(table.c.source_id, table.c.source_url, table.c.text,
-                          table.c.metadata).where(table.c.user_id == self.user_id)
+        query = sa.select(
+            table.c.source_id, table.c.source_url, table.c.text, table.c.metadata
+        ).where(table.c.user_id == self.user_id)
         if source_id:
             query = query.where(table.c.source_id == source_id)
         with user_scope(self.engine, self.user_id) as conn:
@@ -122,9 +157,15 @@ class Connected:
 
 
 @pytest.fixture
-def connected(engine: Engine, make_user: Callable[..., Any], fake: FakeNotion,
-              fake_embeddings: HashEmbeddings) -> Connected:
+def connected(
+    engine: Engine, make_user: Callable[..., Any], fake: FakeNotion, fake_embeddings: HashEmbeddings
+) -> Connected:
     user = make_user("alice")
-    connect_notion(engine=engine, user_id=user.id, token=fake.workspace.token,
-                   secret_key=SECRET_KEY, base_url=fake.url)
+    connect_notion(
+        engine=engine,
+        user_id=user.id,
+        token=fake.workspace.token,
+        secret_key=SECRET_KEY,
+        base_url=fake.url,
+    )
     return Connected(engine, user.id, fake, fake_embeddings)

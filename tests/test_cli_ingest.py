@@ -42,7 +42,12 @@ def _kb_subprocess(db_url: str, cwd: Path, *args: str) -> subprocess.CompletedPr
     env |= {"KB_DATABASE_URL": db_url, "DATABASE_URL": db_url}
     return subprocess.run(
         [sys.executable, "-m", "chat_app.cli", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

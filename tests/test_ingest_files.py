@@ -32,8 +32,9 @@ def test_new_file_is_indexed_with_file_metadata(
     alice = make_user("alice")
     path = _write(tmp_path / "notes.txt", NOTES)
 
-    result = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id,
-                         options=OPTIONS)
+    result = ingest_file(
+        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+    )
 
     assert (result.status, result.source_id, result.error) == ("indexed", "notes.txt", None)
     assert result.chunks == result.added > 1 and result.deleted == 0
@@ -50,12 +51,14 @@ def test_reingesting_unchanged_file_writes_nothing(
 ) -> None:
     alice = make_user("alice")
     path = _write(tmp_path / "notes.txt", NOTES)
-    first = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id,
-                        options=OPTIONS)
+    first = ingest_file(
+        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+    )
     chunks, records, calls = chunk_snapshot(engine), record_snapshot(engine), fake_embeddings.calls
 
-    again = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id,
-                        options=OPTIONS)
+    again = ingest_file(
+        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+    )
 
     assert (again.status, again.added, again.deleted) == ("unchanged", 0, 0)
     assert again.chunks == again.skipped == first.chunks
@@ -70,13 +73,15 @@ def test_changed_file_replaces_exactly_its_old_chunks(
     alice = make_user("alice")
     path = _write(tmp_path / "notes.txt", NOTES)
     other = _write(tmp_path / "other.txt", "Vicunas live high in the Andes.")
-    ingest_paths([path, other], engine=engine, embeddings=fake_embeddings, user_id=alice.id,
-                 options=OPTIONS)
+    ingest_paths(
+        [path, other], engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+    )
     other_rows = [r for r in chunk_snapshot(engine) if r[2] == "other.txt"]
     _write(path, "Guanacos are wild.\n\nThey live in Patagonia.")
 
-    result = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id,
-                         options=OPTIONS)
+    result = ingest_file(
+        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+    )
 
     assert result.status == "updated" and result.deleted > 0
     assert " ".join(chunk_texts(engine, alice.id, "notes.txt")).count("Guanacos") == 1
@@ -92,9 +97,13 @@ def test_markdown_files_get_heading_paths(
     path = _write(tmp_path / "guide.md", guide)
     ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
     with engine.connect() as conn:
-        headings = conn.exec_driver_sql(
-            "SELECT metadata->>'headings' FROM document_chunks ORDER BY chunk_index"
-        ).scalars().all()
+        headings = (
+            conn.exec_driver_sql(
+                "SELECT metadata->>'headings' FROM document_chunks ORDER BY chunk_index"
+            )
+            .scalars()
+            .all()
+        )
     assert headings == ["Setup", "Setup > Install"]
 
 
@@ -107,8 +116,13 @@ def test_failure_mid_file_leaves_previous_version_intact(
     chunks, records = chunk_snapshot(engine), record_snapshot(engine)
     _write(path, NOTES.replace("alpacas", "vicunas"))
 
-    result = ingest_file(path, engine=engine, embeddings=FailingEmbeddings(fail_on_call=2),
-                         user_id=alice.id, options=OPTIONS)
+    result = ingest_file(
+        path,
+        engine=engine,
+        embeddings=FailingEmbeddings(fail_on_call=2),
+        user_id=alice.id,
+        options=OPTIONS,
+    )
 
     assert result.status == "error"
     assert result.error is not None and result.error.startswith("notes.txt could not be indexed")
@@ -124,8 +138,13 @@ def test_bad_file_is_one_error_line_and_the_batch_goes_on(
     good = _write(tmp_path / "good.txt", NOTES)
     (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
 
-    results = ingest_paths([empty, tmp_path / "picture.png", good], engine=engine,
-                           embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
+    results = ingest_paths(
+        [empty, tmp_path / "picture.png", good],
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        options=OPTIONS,
+    )
 
     assert [r.status for r in results] == ["error", "error", "indexed"]
     assert all(r.error and r.name in r.error and "\n" not in r.error for r in results[:2])
@@ -139,8 +158,13 @@ def test_size_limit_is_checked_before_parsing(
     # Not a valid PDF: only the size check can produce this message.
     big = tmp_path / "big.pdf"
     big.write_bytes(b"x" * 5000)
-    result = ingest_file(big, engine=engine, embeddings=fake_embeddings, user_id=alice.id,
-                         options=IngestOptions(max_bytes=4000))
+    result = ingest_file(
+        big,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        options=IngestOptions(max_bytes=4000),
+    )
     assert result.status == "error"
     assert result.error is not None and "big.pdf" in result.error and "limit" in result.error
     assert chunk_snapshot(engine) == []
@@ -154,8 +178,9 @@ def test_file_that_became_empty_keeps_its_previous_version(
     ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
     chunks = chunk_snapshot(engine)
     _write(path, "   \n")
-    result = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id,
-                         options=OPTIONS)
+    result = ingest_file(
+        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+    )
     assert result.status == "error"
     assert chunk_snapshot(engine) == chunks
 
@@ -169,11 +194,13 @@ def test_same_file_for_two_users_is_indexed_separately(
     alice_chunks = chunk_snapshot(engine, alice.id)
     alice_records = record_snapshot(engine, alice.id)
 
-    bob_first = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=bob.id,
-                            options=OPTIONS)
+    bob_first = ingest_file(
+        path, engine=engine, embeddings=fake_embeddings, user_id=bob.id, options=OPTIONS
+    )
     _write(path, "Bob rewrote the notes entirely.")
-    bob_second = ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=bob.id,
-                             options=OPTIONS)
+    bob_second = ingest_file(
+        path, engine=engine, embeddings=fake_embeddings, user_id=bob.id, options=OPTIONS
+    )
 
     assert bob_first.status == "indexed" and bob_first.added == bob_first.chunks
     assert bob_second.status == "updated"
@@ -218,14 +245,24 @@ def test_a_batch_of_changed_files_is_embedded_in_one_model_call(
     for n in range(3):
         _write(tmp_path / "docs" / f"note-{n}.txt", f"Note {n}: alpacas hum number {n}.")
 
-    first = ingest_paths([tmp_path / "docs"], engine=engine, embeddings=fake_embeddings,
-                         user_id=alice.id, options=OPTIONS)
+    first = ingest_paths(
+        [tmp_path / "docs"],
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        options=OPTIONS,
+    )
     assert [r.status for r in first] == ["indexed"] * 3
     assert (fake_embeddings.calls, fake_embeddings.texts_embedded) == (1, 3)
 
     _write(tmp_path / "docs" / "note-1.txt", "Note 1 was rewritten about llamas.")
-    second = ingest_paths([tmp_path / "docs"], engine=engine, embeddings=fake_embeddings,
-                          user_id=alice.id, options=OPTIONS)
+    second = ingest_paths(
+        [tmp_path / "docs"],
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        options=OPTIONS,
+    )
     assert [r.status for r in second] == ["unchanged", "updated", "unchanged"]
     assert (fake_embeddings.calls, fake_embeddings.texts_embedded) == (2, 4)
     rewritten = chunk_texts(engine, alice.id, "docs/note-1.txt")
@@ -239,8 +276,13 @@ def test_results_keep_the_order_of_the_files_given(
     good = _write(tmp_path / "good.txt", "Alpacas.")
     empty = _write(tmp_path / "empty.txt", "")
     also = _write(tmp_path / "also.md", "# Llamas")
-    results = ingest_paths([good, empty, also], engine=engine, embeddings=fake_embeddings,
-                           user_id=alice.id, options=OPTIONS)
+    results = ingest_paths(
+        [good, empty, also],
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        options=OPTIONS,
+    )
     assert [r.source_id for r in results] == ["good.txt", "empty.txt", "also.md"]
     assert [r.status for r in results] == ["indexed", "error", "indexed"]
 
@@ -253,8 +295,9 @@ def test_when_embedding_ahead_fails_each_file_is_embedded_on_its_own(
         _write(tmp_path / "docs" / f"note-{n}.txt", f"Note {n}: alpacas hum number {n}.")
     embeddings = FailingEmbeddings(fail_on_call=1)  # the one call for the whole window
 
-    results = ingest_paths([tmp_path / "docs"], engine=engine, embeddings=embeddings,
-                           user_id=alice.id, options=OPTIONS)
+    results = ingest_paths(
+        [tmp_path / "docs"], engine=engine, embeddings=embeddings, user_id=alice.id, options=OPTIONS
+    )
 
     assert [r.status for r in results] == ["indexed"] * 3
     assert embeddings.calls == 4

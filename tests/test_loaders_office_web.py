@@ -126,8 +126,14 @@ def test_html_keeps_the_main_text_without_scripts_styles_nav_or_footer(tmp_path:
     text = text_of(load_file(make.write_html(tmp_path / "cafe.html")))
 
     assert "A café au lait costs 3,50 € and the niño menu costs 5 €." in text
-    for boilerplate in ("trackingCode", "second script", "color: red", "Menu navigation link",
-                        "Copyright footer", "Hidden promotional text"):
+    for boilerplate in (
+        "trackingCode",
+        "second script",
+        "color: red",
+        "Menu navigation link",
+        "Copyright footer",
+        "Hidden promotional text",
+    ):
         assert boilerplate not in text
 
 
@@ -229,8 +235,9 @@ def test_main_element_holding_only_a_script_falls_back_to_the_body(tmp_path: Pat
 
 
 def test_html_with_only_scripts_has_no_extractable_text(tmp_path: Path) -> None:
-    path = make.write_text(tmp_path / "app.html",
-                           "<html><body><script>render()</script><nav>Home</nav></body></html>")
+    path = make.write_text(
+        tmp_path / "app.html", "<html><body><script>render()</script><nav>Home</nav></body></html>"
+    )
 
     error = refusal(path)
 
@@ -254,8 +261,9 @@ def test_markdown_is_kept_as_markdown_and_titled_by_its_first_heading(tmp_path: 
 
 
 def test_markdown_front_matter_gives_the_title_and_is_not_indexed(tmp_path: Path) -> None:
-    path = make.write_text(tmp_path / "post.md",
-                           "---\ntitle: Release notes\ndate: 2024-01-01\n---\n# v2\n\nFaster.\n")
+    path = make.write_text(
+        tmp_path / "post.md", "---\ntitle: Release notes\ndate: 2024-01-01\n---\n# v2\n\nFaster.\n"
+    )
 
     documents = load_file(path)
 

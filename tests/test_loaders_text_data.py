@@ -29,8 +29,9 @@ PAGES = [
 
 
 def test_utf16_text_with_a_bom_is_decoded(tmp_path: Path) -> None:
-    path = make.write_text(tmp_path / "notes.txt", "\ufeffGrüße aus Köln\r\nZeile zwei",
-                           encoding="utf-16-le")
+    path = make.write_text(
+        tmp_path / "notes.txt", "\ufeffGrüße aus Köln\r\nZeile zwei", encoding="utf-16-le"
+    )
 
     documents = load_file(path)
 
@@ -147,7 +148,9 @@ def test_csv_rows_become_records_grouped_with_the_header(tmp_path: Path) -> None
     assert len(first) == 26
     assert documents[2].page_content.startswith("Columns: city, name, visitors\ncity: City51;")
     assert [(d.metadata["line_start"], d.metadata["line_end"]) for d in documents] == [
-        (2, 26), (27, 51), (52, 61)
+        (2, 26),
+        (27, 51),
+        (52, 61),
     ]
     assert documents[0].metadata["rows"] == 60
     assert documents[0].metadata["format"] == "csv"
@@ -209,8 +212,11 @@ def test_csv_field_beyond_the_csv_module_limit_is_corrupt_with_its_line(tmp_path
 
 
 def test_json_object_is_flattened_to_dotted_paths(tmp_path: Path) -> None:
-    data = {"title": "Pump config", "server": {"host": "pump-1", "ports": [80, 443],
-            "tls": True, "proxy": None}, "owners": [{"name": "Ana"}, {"name": "Bo"}]}
+    data = {
+        "title": "Pump config",
+        "server": {"host": "pump-1", "ports": [80, 443], "tls": True, "proxy": None},
+        "owners": [{"name": "Ana"}, {"name": "Bo"}],
+    }
 
     documents = load_file(make.write_json(tmp_path / "config.json", data))
 
@@ -230,7 +236,8 @@ def test_json_array_of_objects_becomes_records_in_groups(tmp_path: Path) -> None
     assert len(documents) == 2
     assert documents[0].page_content.split("\n")[0] == "id: 1; name: item 1; tags: a, b"
     assert [(d.metadata["record_start"], d.metadata["record_end"]) for d in documents] == [
-        (1, 25), (26, 30)
+        (1, 25),
+        (26, 30),
     ]
 
 

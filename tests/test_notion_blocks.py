@@ -33,33 +33,49 @@ def _children_of(ws: Workspace) -> Any:
 
 
 def test_paragraph_rich_text_keeps_links_and_flattens_mentions() -> None:
-    markdown = render(b.paragraph([
-        "See ", b.text("the guide", link="https://example.com/guide"), ", ask ",
-        b.mention_user("Grace"), " about ", b.mention_page("c01166c6-13ae-45cb-b968-18b4ef2f5a77",
-                                                          "Roadmap"),
-        " before ", b.mention_date("2026-07-04"), "; run ", b.text("make", code=True),
-        " where ", b.inline_equation("E = mc^2"), ".",
-    ]))
+    markdown = render(
+        b.paragraph(
+            [
+                "See ",
+                b.text("the guide", link="https://example.com/guide"),
+                ", ask ",
+                b.mention_user("Grace"),
+                " about ",
+                b.mention_page("c01166c6-13ae-45cb-b968-18b4ef2f5a77", "Roadmap"),
+                " before ",
+                b.mention_date("2026-07-04"),
+                "; run ",
+                b.text("make", code=True),
+                " where ",
+                b.inline_equation("E = mc^2"),
+                ".",
+            ]
+        )
+    )
 
-    assert markdown == ("See [the guide](https://example.com/guide), ask @Grace about Roadmap "
-                        "before 2026-07-04; run `make` where $E = mc^2$.")
+    assert markdown == (
+        "See [the guide](https://example.com/guide), ask @Grace about Roadmap "
+        "before 2026-07-04; run `make` where $E = mc^2$."
+    )
 
 
 def test_headings_and_toggleable_heading_children() -> None:
     markdown = render(
-        b.heading(1, "Title"), b.heading(2, "Section"), b.heading(3, "Detail"),
+        b.heading(1, "Title"),
+        b.heading(2, "Section"),
+        b.heading(3, "Detail"),
         b.heading(2, "Folded", b.paragraph("hidden until opened")),
     )
 
-    assert markdown == ("# Title\n\n## Section\n\n### Detail\n\n"
-                        "## Folded\n\nhidden until opened")
+    assert markdown == ("# Title\n\n## Section\n\n### Detail\n\n## Folded\n\nhidden until opened")
 
 
 def test_nested_bulleted_and_numbered_lists_indent_and_count() -> None:
     markdown = render(
         b.bulleted("fruit", b.bulleted("apple", b.bulleted("green")), b.bulleted("pear")),
         b.bulleted("bread"),
-        b.numbered("first"), b.numbered("second", b.numbered("second, part one")),
+        b.numbered("first"),
+        b.numbered("second", b.numbered("second, part one")),
         b.paragraph("break"),
         b.numbered("again one"),
     )
@@ -85,8 +101,9 @@ def test_toggle_quote_and_callout_keep_their_children() -> None:
         b.callout("Heads up", "⚠️", b.paragraph("details inside")),
     )
 
-    assert markdown == ("Question?\n  Answer.\n\n> Simple is better.\n\n"
-                        "> ⚠️ Heads up\n>\n> details inside")
+    assert markdown == (
+        "Question?\n  Answer.\n\n> Simple is better.\n\n> ⚠️ Heads up\n>\n> details inside"
+    )
 
 
 def test_code_keeps_language_and_caption() -> None:
@@ -98,8 +115,7 @@ def test_code_keeps_language_and_caption() -> None:
 def test_table_rows_become_a_markdown_table() -> None:
     markdown = render(b.table([["Tool", "Use"], ["ruff", "lint | format"], ["mypy"]]))
 
-    assert markdown == ("| Tool | Use |\n| --- | --- |\n| ruff | lint \\| format |\n"
-                        "| mypy |  |")
+    assert markdown == ("| Tool | Use |\n| --- | --- |\n| ruff | lint \\| format |\n| mypy |  |")
 
 
 def test_divider_links_media_and_equations() -> None:
@@ -155,8 +171,13 @@ def test_unknown_block_types_are_skipped_with_a_debug_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="ingest.notion.blocks"):
-        markdown = render(b.paragraph("before"), b.block_of_new_type("meeting_notes"),
-                          b.unsupported(), b.table_of_contents(), b.paragraph("after"))
+        markdown = render(
+            b.paragraph("before"),
+            b.block_of_new_type("meeting_notes"),
+            b.unsupported(),
+            b.table_of_contents(),
+            b.paragraph("after"),
+        )
 
     assert markdown == "before\n\nafter"
     assert any("meeting_notes" in r.getMessage() for r in caplog.records)
@@ -164,8 +185,11 @@ def test_unknown_block_types_are_skipped_with_a_debug_log(
 
 def test_children_are_read_through_every_page_of_results() -> None:
     ws = Workspace()
-    page = ws.add_page("Long", [b.paragraph(f"line {i}") for i in range(7)]
-                       + [b.bulleted("list", *[b.bulleted(f"sub {i}") for i in range(5)])])
+    page = ws.add_page(
+        "Long",
+        [b.paragraph(f"line {i}") for i in range(7)]
+        + [b.bulleted("list", *[b.bulleted(f"sub {i}") for i in range(5)])],
+    )
     with FakeNotion(ws, max_page_size=2) as fake:
         client = NotionClient(ws.token, base_url=fake.url, requests_per_second=0)
         markdown = render_page(page, client.list_children).markdown
@@ -178,17 +202,40 @@ def test_children_are_read_through_every_page_of_results() -> None:
 def test_database_row_properties_become_lines() -> None:
     ws = Workspace()
     page = ws.add_page("Home")
-    _, source = ws.add_database("Projects", parent=page, schema={
-        "Status": "select", "Tags": "multi_select", "Due": "date", "Done": "checkbox",
-        "Budget": "number", "Notes": "rich_text"})
-    row = ws.add_row(source, {"Name": "Apollo", "Status": "Active", "Tags": ["a", "b"],
-                              "Due": "2026-08-01", "Done": True, "Budget": 1200})
+    _, source = ws.add_database(
+        "Projects",
+        parent=page,
+        schema={
+            "Status": "select",
+            "Tags": "multi_select",
+            "Due": "date",
+            "Done": "checkbox",
+            "Budget": "number",
+            "Notes": "rich_text",
+        },
+    )
+    row = ws.add_row(
+        source,
+        {
+            "Name": "Apollo",
+            "Status": "Active",
+            "Tags": ["a", "b"],
+            "Due": "2026-08-01",
+            "Done": True,
+            "Budget": 1200,
+        },
+    )
 
     page_json = ws.page_json(ws.nodes[row], "2025-09-03")
 
     assert page_title(page_json) == "Apollo"
-    assert properties_lines(page_json) == ["Status: Active", "Tags: a, b", "Due: 2026-08-01",
-                                           "Done: yes", "Budget: 1200"]
+    assert properties_lines(page_json) == [
+        "Status: Active",
+        "Tags: a, b",
+        "Due: 2026-08-01",
+        "Done: yes",
+        "Budget: 1200",
+    ]
 
 
 # --- real recorded shapes (skipped when the reference data is absent) ---------------------
@@ -219,15 +266,23 @@ def test_recorded_all_types_page_converts_to_expected_markdown() -> None:
     rows = _curated("block_children_table_rows.json")["results"]
     table_id = next(b["id"] for b in body["results"] if b["type"] == "table")
 
-    rendered = render_blocks(body["results"],
-                             lambda block_id: rows if block_id == table_id else [])
+    rendered = render_blocks(body["results"], lambda block_id: rows if block_id == table_id else [])
 
     md = rendered.markdown
-    for expected in ("# Heading 1", "## Heading 2", "### Heading 3", "- Bulleted list",
-                     "1. Numbered list", "> Quote", "---", "```shell\n% ls -l\n```",
-                     "$$\nx = \\frac{-b\\pm\\sqrt{b^2-4ac}}{2a}\n$$", "- [ ] ",
-                     "[https://hkob.notion.site/](https://hkob.notion.site/)",
-                     "| Title | Contents |\n| --- | --- |\n| Title 1 | Contents 1 |"):
+    for expected in (
+        "# Heading 1",
+        "## Heading 2",
+        "### Heading 3",
+        "- Bulleted list",
+        "1. Numbered list",
+        "> Quote",
+        "---",
+        "```shell\n% ls -l\n```",
+        "$$\nx = \\frac{-b\\pm\\sqrt{b^2-4ac}}{2a}\n$$",
+        "- [ ] ",
+        "[https://hkob.notion.site/](https://hkob.notion.site/)",
+        "| Title | Contents |\n| --- | --- |\n| Title 1 | Contents 1 |",
+    ):
         assert expected in md, expected
     assert [t for _, t in rendered.child_pages] == ["Child page"]
     assert [t for _, t in rendered.child_databases] == ["Child database"]

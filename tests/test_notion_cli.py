@@ -20,14 +20,24 @@ __all__ = ["demo", "fake"]  # fixtures imported for pytest
 
 def kb(*args: str, db_url: str, cwd: Path, notion_url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env |= {"DATABASE_URL": db_url, "KB_NOTION_BASE_URL": notion_url,
-            "KB_DATA_DIR": str(cwd / ".kb")}
-    return subprocess.run([sys.executable, "-m", "chat_app.cli", "notion", *args], env=env,
-                          cwd=cwd, capture_output=True, text=True, check=False)
+    env |= {
+        "DATABASE_URL": db_url,
+        "KB_NOTION_BASE_URL": notion_url,
+        "KB_DATA_DIR": str(cwd / ".kb"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "chat_app.cli", "notion", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
-def test_connect_status_disconnect(db_url: str, engine: Engine, tmp_path: Path,
-                                   fake: FakeNotion, make_user: Callable[..., Any]) -> None:
+def test_connect_status_disconnect(
+    db_url: str, engine: Engine, tmp_path: Path, fake: FakeNotion, make_user: Callable[..., Any]
+) -> None:
     alice = make_user("alice")
     token = fake.workspace.token
 

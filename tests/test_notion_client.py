@@ -33,15 +33,22 @@ def fake() -> Iterator[FakeNotion]:
 
 
 def client_for(fake: FakeNotion, **kwargs: Any) -> NotionClient:
-    options: dict[str, Any] = {"requests_per_second": 0, "backoff_seconds": 0.01,
-                               "max_backoff_seconds": 0.02}
+    options: dict[str, Any] = {
+        "requests_per_second": 0,
+        "backoff_seconds": 0.01,
+        "max_backoff_seconds": 0.02,
+    }
     return NotionClient(fake.workspace.token, base_url=fake.url, **(options | kwargs))
 
 
 def rate_limited(*, retry_after: str, times: int | None) -> Fault:
-    return Fault(status=429, code="rate_limited",
-                 message="You have been rate limited. Please try again in a few minutes.",
-                 retry_after=retry_after, times=times)
+    return Fault(
+        status=429,
+        code="rate_limited",
+        message="You have been rate limited. Please try again in a few minutes.",
+        retry_after=retry_after,
+        times=times,
+    )
 
 
 def test_requests_carry_the_clients_default_api_version(fake: FakeNotion) -> None:
@@ -86,8 +93,15 @@ def test_endless_rate_limiting_gives_up_with_a_clear_error(fake: FakeNotion) -> 
 
 def test_server_errors_are_retried_with_capped_jittered_backoff(fake: FakeNotion) -> None:
     fake.add_fault(Fault(status=500, times=2, kind="blocks.children"))
-    fake.add_fault(Fault(status=503, code="service_unavailable", message="Notion is down",
-                         times=1, kind="blocks.children"))
+    fake.add_fault(
+        Fault(
+            status=503,
+            code="service_unavailable",
+            message="Notion is down",
+            times=1,
+            kind="blocks.children",
+        )
+    )
     client = client_for(fake)
 
     blocks = list(client.list_children(PAGE))
@@ -99,10 +113,12 @@ def test_server_errors_are_retried_with_capped_jittered_backoff(fake: FakeNotion
 
 def test_post_requests_and_non_json_gateway_errors_are_retried(fake: FakeNotion) -> None:
     fake.add_fault(Fault(status=502, html=True, kind="search", times=1))
-    fake.add_fault(Fault(status=529, code="service_overload", message="overloaded",
-                         kind="search", times=1))
-    fake.add_fault(Fault(status=504, code="gateway_timeout", message="timeout",
-                         kind="search", times=1))
+    fake.add_fault(
+        Fault(status=529, code="service_overload", message="overloaded", kind="search", times=1)
+    )
+    fake.add_fault(
+        Fault(status=504, code="gateway_timeout", message="timeout", kind="search", times=1)
+    )
     client = client_for(fake)
 
     assert [r["id"] for r in client.search()] == [PAGE]
@@ -121,8 +137,13 @@ def test_unreachable_server_is_reported_after_retries() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = NotionClient("ntn_x", base_url=f"http://127.0.0.1:{port}", requests_per_second=0,
-                          max_retries=2, backoff_seconds=0.01)
+    client = NotionClient(
+        "ntn_x",
+        base_url=f"http://127.0.0.1:{port}",
+        requests_per_second=0,
+        max_retries=2,
+        backoff_seconds=0.01,
+    )
 
     with pytest.raises(NotionUnavailable, match="Could not reach Notion"):
         client.me()
@@ -153,8 +174,14 @@ def test_unshared_page_names_the_page_and_the_share_menu(fake: FakeNotion) -> No
 
 
 def test_restricted_resource_is_access_denied(fake: FakeNotion) -> None:
-    fake.add_fault(Fault(status=403, code="restricted_resource",
-                         message="Insufficient permissions for this endpoint.", kind="pages"))
+    fake.add_fault(
+        Fault(
+            status=403,
+            code="restricted_resource",
+            message="Insufficient permissions for this endpoint.",
+            kind="pages",
+        )
+    )
 
     with pytest.raises(NotionAccessDenied, match="HTTP 403"):
         client_for(fake).retrieve_page(PAGE)
@@ -189,8 +216,9 @@ def test_paced_client_never_exceeds_its_rate(fake: FakeNotion) -> None:
     assert client.stats.paced_seconds > 0
 
 
-def test_token_never_appears_in_logs_or_repr(fake: FakeNotion,
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_token_never_appears_in_logs_or_repr(
+    fake: FakeNotion, caplog: pytest.LogCaptureFixture
+) -> None:
     fake.add_fault(rate_limited(retry_after="0", times=1))
     fake.workspace.unshare(PAGE)
     client = client_for(fake)
@@ -206,8 +234,10 @@ def test_fake_server_checks_headers_and_routes_like_notion(fake: FakeNotion) -> 
     auth = {"Authorization": f"Bearer {fake.workspace.token}"}
     no_version = httpx.get(f"{fake.url}/v1/users/me", headers=auth)
     unknown = httpx.get(f"{fake.url}/v1/nothing", headers=auth | {"Notion-Version": "2025-09-03"})
-    big_page = httpx.get(f"{fake.url}/v1/blocks/{PAGE}/children?page_size=101",
-                         headers=auth | {"Notion-Version": "2025-09-03"})
+    big_page = httpx.get(
+        f"{fake.url}/v1/blocks/{PAGE}/children?page_size=101",
+        headers=auth | {"Notion-Version": "2025-09-03"},
+    )
 
     assert (no_version.status_code, no_version.json()["code"]) == (400, "missing_version")
     assert (unknown.status_code, unknown.json()["code"]) == (400, "invalid_request_url")

@@ -34,15 +34,20 @@ __all__ = ["connected", "demo", "fake"]  # fixtures imported for pytest
 def _search(c: Connected, query: str) -> list[str]:
     from retrieval.retriever import search_documents
 
-    return [p.source_id for p in search_documents(
-        query, c.user_id, top_k=20, engine=c.engine, embeddings=c.embeddings, mode="keyword")]
+    return [
+        p.source_id
+        for p in search_documents(
+            query, c.user_id, top_k=20, engine=c.engine, embeddings=c.embeddings, mode="keyword"
+        )
+    ]
 
 
 def _runs(c: Connected) -> list[dict[str, Any]]:
     table = NotionSync.__table__
     with user_scope(c.engine, c.user_id) as conn:
-        rows = conn.execute(sa.select(table).where(table.c.user_id == c.user_id)
-                            .order_by(table.c.id))
+        rows = conn.execute(
+            sa.select(table).where(table.c.user_id == c.user_id).order_by(table.c.id)
+        )
         return [dict(r._mapping) for r in rows]
 
 
@@ -122,8 +127,7 @@ def test_archived_and_deleted_pages_disappear_from_chunks_and_retrieval(
     assert demo.rows[1] not in _search(connected, "notification service")
 
 
-def test_trashing_a_parent_removes_its_hidden_descendants(connected: Connected,
-                                                          demo: Demo) -> None:
+def test_trashing_a_parent_removes_its_hidden_descendants(connected: Connected, demo: Demo) -> None:
     connected.sync()
     demo.workspace.trash(demo.onboarding)
 
@@ -143,11 +147,13 @@ def test_trashing_a_database_removes_its_rows(connected: Connected, demo: Demo) 
     assert connected.source_ids() == demo.page_ids - set(demo.rows)
 
 
-def test_pages_that_cannot_be_checked_are_kept_not_deleted(connected: Connected,
-                                                           demo: Demo) -> None:
+def test_pages_that_cannot_be_checked_are_kept_not_deleted(
+    connected: Connected, demo: Demo
+) -> None:
     connected.sync()
-    connected.fake.add_fault(Fault(status=500, kind="pages", path_contains=demo.onboarding,
-                                   times=None))
+    connected.fake.add_fault(
+        Fault(status=500, kind="pages", path_contains=demo.onboarding, times=None)
+    )
 
     report = connected.sync(max_retries=1)
 
@@ -166,9 +172,16 @@ def test_unshared_page_is_removed(connected: Connected, demo: Demo) -> None:
 
 
 def test_rate_limit_storm_is_ridden_out(connected: Connected, demo: Demo) -> None:
-    storm = connected.fake.add_fault(Fault(status=429, code="rate_limited",
-                                           message="You have been rate limited.",
-                                           retry_after="0", every=2, times=None))
+    storm = connected.fake.add_fault(
+        Fault(
+            status=429,
+            code="rate_limited",
+            message="You have been rate limited.",
+            retry_after="0",
+            every=2,
+            times=None,
+        )
+    )
 
     report = connected.sync()
 
@@ -180,8 +193,9 @@ def test_rate_limit_storm_is_ridden_out(connected: Connected, demo: Demo) -> Non
 def test_server_errors_and_timeouts_are_retried(connected: Connected, demo: Demo) -> None:
     connected.fake.add_fault(Fault(status=500, kind="blocks.children", times=3))
     connected.fake.add_fault(Fault(status=502, html=True, kind="search", times=1))
-    connected.fake.add_fault(Fault(status=503, code="service_unavailable",
-                                   kind="data_sources.query", times=1))
+    connected.fake.add_fault(
+        Fault(status=503, code="service_unavailable", kind="data_sources.query", times=1)
+    )
 
     report = connected.sync()
 
@@ -195,12 +209,22 @@ def test_bad_token_is_refused_at_connect_and_nothing_is_stored(
 ) -> None:
     user = make_user("bob")
     with pytest.raises(NotionAuthError, match="rejected the integration token"):
-        connect_notion(engine=engine, user_id=user.id, token="ntn_wrong", secret_key=SECRET_KEY,
-                       base_url=fake.url)
+        connect_notion(
+            engine=engine,
+            user_id=user.id,
+            token="ntn_wrong",
+            secret_key=SECRET_KEY,
+            base_url=fake.url,
+        )
     assert notion_status(engine=engine, user_id=user.id) is None
     with pytest.raises(NotionNotConnected, match="kb notion connect"):
-        sync_notion(engine=engine, embeddings=HashEmbeddings(), user_id=user.id,
-                    secret_key=SECRET_KEY, base_url=fake.url)
+        sync_notion(
+            engine=engine,
+            embeddings=HashEmbeddings(),
+            user_id=user.id,
+            secret_key=SECRET_KEY,
+            base_url=fake.url,
+        )
 
 
 def test_revoked_token_fails_the_run_clearly_and_changes_nothing(
@@ -222,8 +246,9 @@ def test_revoked_token_fails_the_run_clearly_and_changes_nothing(
 def test_failing_page_leaves_others_synced_marks_run_partial_and_rerun_converges(
     connected: Connected, demo: Demo
 ) -> None:
-    connected.fake.add_fault(Fault(status=500, kind="blocks.children",
-                                   path_contains=demo.rows[0], times=None))
+    connected.fake.add_fault(
+        Fault(status=500, kind="blocks.children", path_contains=demo.rows[0], times=None)
+    )
 
     first = connected.sync(max_retries=1)
 
@@ -283,8 +308,7 @@ def test_a_second_sync_of_the_same_user_is_refused_while_one_runs(
     assert connected.sync().pages_unchanged == len(demo.page_ids)  # the lock was released
 
 
-def test_progress_reports_each_page_with_a_growing_total(connected: Connected,
-                                                         demo: Demo) -> None:
+def test_progress_reports_each_page_with_a_growing_total(connected: Connected, demo: Demo) -> None:
     events: list[SyncProgress] = []
 
     connected.sync(progress=events.append)
@@ -309,9 +333,13 @@ def test_token_is_stored_encrypted(connected: Connected, demo: Demo) -> None:
 
 def test_a_changed_secret_key_asks_to_reconnect(connected: Connected) -> None:
     with pytest.raises(NotionTokenUnreadable) as caught:
-        sync_notion(engine=connected.engine, embeddings=connected.embeddings,
-                    user_id=connected.user_id, secret_key="another key",
-                    base_url=connected.fake.url)
+        sync_notion(
+            engine=connected.engine,
+            embeddings=connected.embeddings,
+            user_id=connected.user_id,
+            secret_key="another key",
+            base_url=connected.fake.url,
+        )
 
     assert caught.value.hint is not None and "kb notion connect" in caught.value.hint
     assert connected.fake.count("search") == 0
@@ -332,8 +360,13 @@ def test_another_users_sync_sees_nothing_of_alices(
 ) -> None:
     connected.sync()
     bob = make_user("bob")
-    connect_notion(engine=connected.engine, user_id=bob.id, token=fake.workspace.token,
-                   secret_key=SECRET_KEY, base_url=fake.url)
+    connect_notion(
+        engine=connected.engine,
+        user_id=bob.id,
+        token=fake.workspace.token,
+        secret_key=SECRET_KEY,
+        base_url=fake.url,
+    )
     bobs = Connected(connected.engine, bob.id, fake, HashEmbeddings())
 
     report = bobs.sync()

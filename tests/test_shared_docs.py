@@ -47,8 +47,10 @@ EXPECTED: dict[str, Ingests | type[IngestError]] = {
         55_000, ("Boeing", "Airworthiness Directives"), documents=15
     ),
     "geotopo-lecture-notes-de-117p.pdf": Ingests(
-        120_000, ("Topologische Räume", "Ein topologischer Raum ist ein Paar"),
-        documents=117, title="Geometrie und Topologie",
+        120_000,
+        ("Topologische Räume", "Ein topologischer Raum ist ein Paar"),
+        documents=117,
+        title="Geometrie und Topologie",
     ),
     "pdflatex-4-pages.pdf": Ingests(10_000, documents=4),
     "scotus-transcript-p1.pdf": Ingests(500, ("MIRZAYANCE",), documents=1),
@@ -66,24 +68,30 @@ EXPECTED: dict[str, Ingests | type[IngestError]] = {
         700_000, ("# CHAPTER 1", "Standing Trustees"), documents=1
     ),
     "docx-tables-nested-merged.docx": Ingests(
-        100, ("Header Col 1 | Header Col 2", "Lorem ipsum | A link example",
-              "d | [e, f; g&t, h] | i"),
+        100,
+        ("Header Col 1 | Header Col 2", "Lorem ipsum | A link example", "d | [e, f; g&t, h] | i"),
     ),
     "docx-images-only-no-text.docx": NoExtractableText,
     "wikipedia-mozilla.html": Ingests(
-        20_000, ("Mozilla is a free-software community", "## History"),
+        20_000,
+        ("Mozilla is a free-software community", "## History"),
         lacks=("mw.config", "RLQ", "Random article", "Privacy policy", "Jump to"),
         title="Mozilla - Wikipedia",
     ),
     "fake-html-cp1252.html": Ingests(
-        500, ("15,50 €", "El niño comió paella con ñoquis", "O João", "Kvinnan åt köttbullar"),
-        lacks=("Ã", "\ufffd"), title="My First Heading",
+        500,
+        ("15,50 €", "El niño comió paella con ñoquis", "O João", "Kvinnan åt köttbullar"),
+        lacks=("Ã", "\ufffd"),
+        title="My First Heading",
     ),
     "pdfplumber-README.md": Ingests(30_000, ("```", "## Table of Contents"), title="pdfplumber"),
     "umlauts-latin1.md": Ingests(10, ("können", "äöüß"), title="können"),
     "seattle-weather.csv": Ingests(
-        100_000, ("date: 2012-02-13; precipitation: 11.4; temp_max: 7.2; temp_min: 4.4; "
-                  "wind: 1.4; weather: rain",),
+        100_000,
+        (
+            "date: 2012-02-13; precipitation: 11.4; temp_max: 7.2; temp_min: 4.4; "
+            "wind: 1.4; weather: rain",
+        ),
     ),
     "airports.csv": Ingests(
         200_000, ("iata: 53A; name: Dr. C.P. Savage, Sr.; city: Montezuma; state: GA",)
@@ -173,8 +181,9 @@ def test_qa_passage_is_in_the_loaded_text_at_its_location(item: dict[str, object
     if "line" in location:
         # CSV: the raw line is turned into a record; the group covering that line holds it.
         line = int(location["line"])
-        (group,) = [d for d in documents
-                    if d.metadata["line_start"] <= line <= d.metadata["line_end"]]
+        (group,) = [
+            d for d in documents if d.metadata["line_start"] <= line <= d.metadata["line_end"]
+        ]
         assert all(f": {value}" in group.page_content for value in passage.split(","))
         return
     if "page" in location:

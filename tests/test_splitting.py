@@ -85,9 +85,7 @@ def test_chunk_index_counts_per_source_across_pages() -> None:
 
 
 def test_metadata_is_kept_and_not_shared_between_chunks() -> None:
-    chunks = split_documents(
-        [_doc("x " * 500, file_hash="abc")], chunk_size=100, chunk_overlap=0
-    )
+    chunks = split_documents([_doc("x " * 500, file_hash="abc")], chunk_size=100, chunk_overlap=0)
     assert all(c.metadata["file_hash"] == "abc" and c.metadata["title"] == "Guide" for c in chunks)
     chunks[0].metadata["title"] = "changed"
     assert chunks[1].metadata["title"] == "Guide"

@@ -45,12 +45,18 @@ def ingest(
             with console.status("Loading the embedding model..."):
                 embeddings = rt.embeddings
             with Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=console,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
             ) as progress:
                 task = progress.add_task("Ingesting", total=len(found.files))
                 results += ingest_files(
-                    found.files, engine=rt.engine, embeddings=embeddings, user_id=user_id,
+                    found.files,
+                    engine=rt.engine,
+                    embeddings=embeddings,
+                    user_id=user_id,
                     options=options,
                     progress=lambda message: progress.update(task, description=message),
                     on_result=lambda _result: progress.advance(task),
@@ -74,7 +80,11 @@ def _print_summary(results: list[FileResult]) -> None:
     for r in results:
         style = _STATUS_STYLE[r.status]
         table.add_row(
-            r.source_id, f"[{style}]{r.status}[/]", str(r.chunks), str(r.added), str(r.deleted),
+            r.source_id,
+            f"[{style}]{r.status}[/]",
+            str(r.chunks),
+            str(r.added),
+            str(r.deleted),
             _short(r.error),
         )
     console.print(table)
@@ -95,4 +105,3 @@ def _short(error: str | None, width: int = 32) -> str:
 
 def register(app: typer.Typer) -> None:
     app.command()(ingest)
-

@@ -63,12 +63,15 @@ def migrate(
         reembed=reembed,
         batch_size=batch_size,
     )
-    with runtime() as rt, Progress(
-        TextColumn("{task.description:<14}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-    ) as progress:
+    with (
+        runtime() as rt,
+        Progress(
+            TextColumn("{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+        ) as progress,
+    ):
         tasks: dict[str, TaskID] = {}
 
         def on_batch(event: BatchDone) -> None:
@@ -99,7 +102,11 @@ def print_report(report: MigrationReport, *, show_issues: int = 50) -> None:
         table.add_column(name, justify="right")
     for t in report.tables:
         table.add_row(
-            t.source, t.target, str(t.read), str(t.written), str(t.present),
+            t.source,
+            t.target,
+            str(t.read),
+            str(t.written),
+            str(t.present),
             f"[yellow]{t.skipped}[/]" if t.skipped else "0",
         )
     console.print(table)
@@ -136,7 +143,8 @@ def print_report(report: MigrationReport, *, show_issues: int = 50) -> None:
         good = sum(c.ok for c in report.neighbour_checks)
         k = max(len(c.qdrant_ids) for c in report.neighbour_checks)
         checks.add_row(
-            "same top-k", f"{good}/{len(report.neighbour_checks)}",
+            "same top-k",
+            f"{good}/{len(report.neighbour_checks)}",
             f"exact top-{k} per user: Qdrant vs pgvector",
         )
     console.print(checks)

@@ -24,15 +24,19 @@ app = typer.Typer(
 )
 
 _USER = typer.Option(..., "--user", "-u", help="Login of the user who owns the connection.")
-_PHASE = {"enumerating": "Listing shared pages", "removing": "Removing pages gone from Notion",
-          "done": "Done"}
+_PHASE = {
+    "enumerating": "Listing shared pages",
+    "removing": "Removing pages gone from Notion",
+    "done": "Done",
+}
 
 
 @app.command("connect")
 def connect(
     user: str = _USER,
     token: str | None = typer.Option(
-        None, "--token",
+        None,
+        "--token",
         help="Internal Integration Secret (ntn_...). Default: KB_NOTION_TOKEN, else prompted.",
     ),
 ) -> None:
@@ -44,8 +48,13 @@ def connect(
             token = settings.notion_token.get_secret_value()
         if not token:
             token = typer.prompt("Notion integration secret", hide_input=True)
-        status = connect_notion(engine=rt.engine, user_id=user_id, token=token,
-                                secret_key=rt.secret_key, base_url=settings.notion_base_url)
+        status = connect_notion(
+            engine=rt.engine,
+            user_id=user_id,
+            token=token,
+            secret_key=rt.secret_key,
+            base_url=settings.notion_base_url,
+        )
     console.print(
         f"Connected [bold]{user}[/] to Notion workspace [bold]{status.workspace_name or '?'}[/]."
         f"\nShare pages with the integration (page menu > Connections), then run "
@@ -72,22 +81,32 @@ def sync(user: str = _USER) -> None:
         with console.status("Loading the embedding model..."):
             embeddings = rt.embeddings
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=console, transient=False,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
         ) as bar:
             task = bar.add_task("Connecting to Notion", total=None)
 
             def on_progress(event: SyncProgress) -> None:
                 description = _PHASE.get(event.phase) or (event.title or "")[:60]
-                bar.update(task, completed=event.done, total=max(event.total, 1),
-                           description=description)
+                bar.update(
+                    task, completed=event.done, total=max(event.total, 1), description=description
+                )
 
             report = sync_notion(
-                engine=rt.engine, embeddings=embeddings, user_id=user_id,
-                secret_key=rt.secret_key, base_url=settings.notion_base_url,
-                chunk_size=settings.chunk_size, chunk_overlap=settings.chunk_overlap,
+                engine=rt.engine,
+                embeddings=embeddings,
+                user_id=user_id,
+                secret_key=rt.secret_key,
+                base_url=settings.notion_base_url,
+                chunk_size=settings.chunk_size,
+                chunk_overlap=settings.chunk_overlap,
                 requests_per_second=settings.notion_requests_per_second,
-                max_retries=settings.notion_max_retries, progress=on_progress,
+                max_retries=settings.notion_max_retries,
+                progress=on_progress,
             )
     _print_report(report)
     for error in report.errors:
@@ -102,8 +121,10 @@ def status(user: str = _USER) -> None:
     with runtime() as rt:
         current = notion_status(engine=rt.engine, user_id=user_id_for(rt, user))
     if current is None:
-        console.print(f"{user} has not connected Notion. Run [bold]kb notion connect --user "
-                      f"{user}[/].", highlight=False)
+        console.print(
+            f"{user} has not connected Notion. Run [bold]kb notion connect --user {user}[/].",
+            highlight=False,
+        )
         raise typer.Exit(0)
     _print_status(user, current)
 
@@ -112,30 +133,37 @@ def status(user: str = _USER) -> None:
 def disconnect(
     user: str = _USER,
     keep_content: bool = typer.Option(
-        False, "--keep-content", help="Keep the indexed Notion pages searchable."),
+        False, "--keep-content", help="Keep the indexed Notion pages searchable."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Forget USER's Notion token and (unless --keep-content) remove the Notion chunks."""
     if not yes and not keep_content:
-        typer.confirm(f"Remove {user}'s Notion token and every indexed Notion page?",
-                      abort=True)
+        typer.confirm(f"Remove {user}'s Notion token and every indexed Notion page?", abort=True)
     with runtime() as rt:
-        disconnect_notion(engine=rt.engine, user_id=user_id_for(rt, user),
-                          keep_content=keep_content)
-    console.print(f"Disconnected {user} from Notion"
-                  + (" (indexed pages kept)." if keep_content else "; Notion pages removed."))
+        disconnect_notion(
+            engine=rt.engine, user_id=user_id_for(rt, user), keep_content=keep_content
+        )
+    console.print(
+        f"Disconnected {user} from Notion"
+        + (" (indexed pages kept)." if keep_content else "; Notion pages removed.")
+    )
 
 
 def _print_report(report: SyncReport) -> None:
     table = Table(show_header=False, title=f"Notion sync: {report.status}")
     failed = f"[red]{report.pages_failed}[/]" if report.pages_failed else "0"
     for name, value in (
-        ("pages seen", str(report.pages_seen)), ("new", str(report.pages_new)),
-        ("updated", str(report.pages_updated)), ("unchanged", str(report.pages_unchanged)),
-        ("removed", str(report.pages_removed)), ("failed", failed),
+        ("pages seen", str(report.pages_seen)),
+        ("new", str(report.pages_new)),
+        ("updated", str(report.pages_updated)),
+        ("unchanged", str(report.pages_unchanged)),
+        ("removed", str(report.pages_removed)),
+        ("failed", failed),
         ("chunks written", str(report.chunks_written)),
         ("requests", ", ".join(f"{k} {v}" for k, v in sorted(report.requests.items()))),
-        ("retries", str(report.retries)), ("seconds", f"{report.seconds:.1f}"),
+        ("retries", str(report.retries)),
+        ("seconds", f"{report.seconds:.1f}"),
     ):
         table.add_row(name, value)
     console.print(table)
@@ -155,9 +183,12 @@ def _print_status(user: str, current: NotionStatus) -> None:
         table.add_row("last sync", "never")
     else:
         table.add_row("last sync", f"{last.status} at {last.started_at:%Y-%m-%d %H:%M}")
-        table.add_row("last counts", f"{last.pages_seen} seen, {last.pages_new} new, "
-                      f"{last.pages_updated} updated, {last.pages_unchanged} unchanged, "
-                      f"{last.pages_removed} removed, {last.pages_failed} failed")
+        table.add_row(
+            "last counts",
+            f"{last.pages_seen} seen, {last.pages_new} new, "
+            f"{last.pages_updated} updated, {last.pages_unchanged} unchanged, "
+            f"{last.pages_removed} removed, {last.pages_failed} failed",
+        )
         if last.error:
             table.add_row("last error", last.error.splitlines()[0])
     console.print(table)

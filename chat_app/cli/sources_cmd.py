@@ -32,7 +32,10 @@ def list_(
     table = Table("source id", "type", "title", "chunks", "updated")
     for s in sources:
         table.add_row(
-            s.source_id, s.source_type, s.title or "", str(s.chunks),
+            s.source_id,
+            s.source_type,
+            s.title or "",
+            str(s.chunks),
             s.updated_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)

@@ -70,10 +70,22 @@ _TO_CSV = "Export each sheet as .csv and upload those."
 _TO_PDF = "Export it as PDF and upload that."
 # Common formats we do not read, with the conversion that gets them in.
 _CONVERSIONS = {
-    ".doc": _TO_DOCX, ".rtf": _TO_DOCX, ".odt": _TO_DOCX, ".pages": _TO_DOCX,
-    ".wpd": _TO_DOCX, ".xls": _TO_CSV, ".xlsx": _TO_CSV, ".xlsm": _TO_CSV, ".ods": _TO_CSV,
-    ".numbers": _TO_CSV, ".ppt": _TO_PDF, ".pptx": _TO_PDF, ".odp": _TO_PDF, ".key": _TO_PDF,
-    ".epub": _TO_PDF, ".xps": _TO_PDF,
+    ".doc": _TO_DOCX,
+    ".rtf": _TO_DOCX,
+    ".odt": _TO_DOCX,
+    ".pages": _TO_DOCX,
+    ".wpd": _TO_DOCX,
+    ".xls": _TO_CSV,
+    ".xlsx": _TO_CSV,
+    ".xlsm": _TO_CSV,
+    ".ods": _TO_CSV,
+    ".numbers": _TO_CSV,
+    ".ppt": _TO_PDF,
+    ".pptx": _TO_PDF,
+    ".odp": _TO_PDF,
+    ".key": _TO_PDF,
+    ".epub": _TO_PDF,
+    ".xps": _TO_PDF,
 }
 
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMATS)
@@ -104,7 +116,8 @@ def load_file(
             f"{name} is not a supported file type"
             + (f" ({extension})." if extension else " (it has no extension)."),
             file_name=name,
-            hint=f"{_CONVERSIONS[extension]} {supported}" if extension in _CONVERSIONS
+            hint=f"{_CONVERSIONS[extension]} {supported}"
+            if extension in _CONVERSIONS
             else supported,
         )
     source = read_source(path, name=name, extension=extension, max_bytes=max_bytes)

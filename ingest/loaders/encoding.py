@@ -26,9 +26,27 @@ _READ_AS_CP1252 = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1", "ascii"
 # Single-byte Latin-script code pages that charset-normalizer cannot tell apart on short
 # or mostly-ASCII text; when one of them wins, windows-1252 gets the tie (see _detect).
 _LATIN_SINGLE_BYTE = {
-    "cp1250", "cp1252", "cp1254", "cp1257", "cp1258", "latin_1", "mac_iceland",
-    "mac_latin2", "mac_roman", "mac_turkish", "hp_roman8", "cp437", "cp775", "cp850",
-    "cp852", "cp857", "cp858", "cp860", "cp861", "cp863", "cp865",
+    "cp1250",
+    "cp1252",
+    "cp1254",
+    "cp1257",
+    "cp1258",
+    "latin_1",
+    "mac_iceland",
+    "mac_latin2",
+    "mac_roman",
+    "mac_turkish",
+    "hp_roman8",
+    "cp437",
+    "cp775",
+    "cp850",
+    "cp852",
+    "cp857",
+    "cp858",
+    "cp860",
+    "cp861",
+    "cp863",
+    "cp865",
     *(f"iso8859_{n}" for n in (2, 3, 4, 9, 10, 13, 14, 15, 16)),
 }
 # Share of control characters above which "text" is really binary.
@@ -127,8 +145,10 @@ def _as_western(data: bytes, detected: str, detected_text: str) -> str | None:
         return western if _coherence(ours) >= _coherence(theirs) else None
     letters = [ch for ch in western if ch.isalpha()]
     accented = [ch for ch in letters if not ch.isascii()]
-    if letters and len(accented) <= len(letters) * 0.5 and all(
-        "LATIN" in unicodedata.name(ch, "") for ch in accented
+    if (
+        letters
+        and len(accented) <= len(letters) * 0.5
+        and all("LATIN" in unicodedata.name(ch, "") for ch in accented)
     ):
         return western
     return None
@@ -145,8 +165,7 @@ def _checked(source: SourceFile, text: str, encoding: str) -> DecodedText:
         controls = sum(
             1
             for ch in sample
-            if ch not in "\x00\t\n\r\f"
-            and unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn")
+            if ch not in "\x00\t\n\r\f" and unicodedata.category(ch) in ("Cc", "Cs", "Co", "Cn")
         )
         if controls / len(sample) > _MAX_CONTROL_SHARE:
             raise _binary(source)

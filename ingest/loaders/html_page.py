@@ -21,20 +21,84 @@ from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.source import Extracted, Part, SourceFile
 
 # Never text, wherever they are (the title is read before <head> goes).
-_NEVER_TEXT = ["head", "script", "style", "noscript", "template", "svg", "canvas", "iframe",
-               "object", "embed", "link", "meta"]
+_NEVER_TEXT = [
+    "head",
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "canvas",
+    "iframe",
+    "object",
+    "embed",
+    "link",
+    "meta",
+]
 # Page chrome, dropped inside the main content too.
 _CHROME = ["nav", "aside", "footer", "form", "button", "input", "select", "textarea", "dialog"]
-_DROP_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search", "menu",
-               "menubar", "toolbar", "dialog", "alert"}
-_BOILERPLATE = {"navbox", "vertical-navbox", "navigation", "breadcrumb", "breadcrumbs",
-                "sidebar", "mw-editsection", "mw-jump", "mw-jump-link", "jump-to-nav",
-                "noprint", "printfooter", "catlinks", "toc", "mw-navigation", "skip-link",
-                "cookie-banner", "cookie-consent", "share-buttons", "advertisement"}
+_DROP_ROLES = {
+    "navigation",
+    "banner",
+    "contentinfo",
+    "complementary",
+    "search",
+    "menu",
+    "menubar",
+    "toolbar",
+    "dialog",
+    "alert",
+}
+_BOILERPLATE = {
+    "navbox",
+    "vertical-navbox",
+    "navigation",
+    "breadcrumb",
+    "breadcrumbs",
+    "sidebar",
+    "mw-editsection",
+    "mw-jump",
+    "mw-jump-link",
+    "jump-to-nav",
+    "noprint",
+    "printfooter",
+    "catlinks",
+    "toc",
+    "mw-navigation",
+    "skip-link",
+    "cookie-banner",
+    "cookie-consent",
+    "share-buttons",
+    "advertisement",
+}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden")
-_BLOCKS = {"p", "div", "section", "article", "main", "header", "ul", "ol", "dl", "dt", "dd",
-           "table", "thead", "tbody", "tfoot", "blockquote", "figure", "figcaption",
-           "address", "details", "summary", "hr", "caption", "fieldset", "center"}
+_BLOCKS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "header",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "address",
+    "details",
+    "summary",
+    "hr",
+    "caption",
+    "fieldset",
+    "center",
+}
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
 _SPACES = re.compile(r"\s+")
 _SKIPPED_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
@@ -135,8 +199,10 @@ def _render(root: Tag) -> str:
             out.append("\n")
             continue
         if name == "tr":
-            cells = [one_line(cell.get_text(" "))
-                     for cell in node.find_all(["td", "th"], recursive=False)]
+            cells = [
+                one_line(cell.get_text(" "))
+                for cell in node.find_all(["td", "th"], recursive=False)
+            ]
             if any(cells):
                 out.append("\n" + " | ".join(cells))
             continue

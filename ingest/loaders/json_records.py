@@ -35,8 +35,10 @@ def load_json(source: SourceFile) -> Extracted:
         parts = [Part(normalise_text("\n".join(lines)))] if lines else []
     parts = [part for part in parts if part.text]
     if not parts:
-        raise EmptyFile(f"{source.name} holds no values (only empty objects, arrays or nulls).",
-                        file_name=source.name)
+        raise EmptyFile(
+            f"{source.name} holds no values (only empty objects, arrays or nulls).",
+            file_name=source.name,
+        )
     title = None
     if isinstance(data, dict):
         for key in ("title", "name"):
@@ -57,15 +59,15 @@ def _parse(source: SourceFile, text: str) -> Any:
             except CorruptFile:
                 pass
         raise CorruptFile(
-            f"{source.name} is not valid JSON: {exc.msg} at line {exc.lineno}, "
-            f"column {exc.colno}.",
+            f"{source.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
             file_name=source.name,
             hint="Fix the JSON there (a validator or `python -m json.tool` shows the spot) "
             "and upload it again.",
         ) from None
     except RecursionError:
-        raise CorruptFile(f"{source.name} is nested too deeply to read.",
-                          file_name=source.name) from None
+        raise CorruptFile(
+            f"{source.name} is nested too deeply to read.", file_name=source.name
+        ) from None
 
 
 def _parse_lines(source: SourceFile, text: str) -> list[Any]:
@@ -96,10 +98,12 @@ def _record_parts(items: list[Any]) -> list[Part]:
             if fields:
                 records.append("; ".join(fields))
         if records:
-            parts.append(Part(
-                normalise_text("\n".join(records)),
-                {"record_start": start + 1, "record_end": start + len(batch)},
-            ))
+            parts.append(
+                Part(
+                    normalise_text("\n".join(records)),
+                    {"record_start": start + 1, "record_end": start + len(batch)},
+                )
+            )
     return parts
 
 
@@ -109,8 +113,9 @@ def _flatten(data: Any) -> Iterator[tuple[str, str]]:
     while stack:
         path, value = stack.pop()
         if isinstance(value, dict):
-            children = [(f"{path}.{key}" if path else str(key), child)
-                        for key, child in value.items()]
+            children = [
+                (f"{path}.{key}" if path else str(key), child) for key, child in value.items()
+            ]
             stack.extend(reversed(children))
         elif isinstance(value, list):
             if all(not isinstance(item, (dict, list)) for item in value):

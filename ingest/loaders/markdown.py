@@ -57,4 +57,4 @@ def _split_front_matter(text: str) -> tuple[str | None, str]:
     if not isinstance(data, dict):
         return None, text
     title = data.get("title")
-    return (one_line(str(title)) if title else None), text[match.end():]
+    return (one_line(str(title)) if title else None), text[match.end() :]

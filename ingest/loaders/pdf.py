@@ -30,8 +30,18 @@ _JUNK_TITLE = re.compile(
     r"(?i)^(untitled.*|.*\.(?=[a-z0-9]*[a-z])[a-z0-9]{2,4}|microsoft word - .*|document\d*)$"
 )
 # pypdf raises many plain Python errors on damaged files, not only its own.
-_PARSE_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, IndexError, AttributeError,
-                 AssertionError, RecursionError, OSError, ZeroDivisionError)
+_PARSE_ERRORS = (
+    PyPdfError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    AssertionError,
+    RecursionError,
+    OSError,
+    ZeroDivisionError,
+)
 
 
 def load_pdf(source: SourceFile) -> Extracted:
@@ -89,8 +99,7 @@ def _page_labels(reader: PdfReader, count: int) -> list[str | None]:
         return [None] * count
     if len(labels) != count:
         return [None] * count
-    return [None if label == str(number) else label
-            for number, label in enumerate(labels, start=1)]
+    return [None if label == str(number) else label for number, label in enumerate(labels, start=1)]
 
 
 def _title(reader: PdfReader) -> str | None:

@@ -84,8 +84,9 @@ def check_content(source: SourceFile, fmt: str) -> Sniffed:
                 hint="Open it in Word or LibreOffice, save it as .docx, and upload that.",
             )
         if found.kind == "zip-damaged":
-            raise CorruptFile(f"{name} is damaged: its zip container cannot be read.",
-                              file_name=name)
+            raise CorruptFile(
+                f"{name} is damaged: its zip container cannot be read.", file_name=name
+            )
     else:
         # Text formats: any text is acceptable (HTML in a .txt is still text); only
         # recognised binary formats are refused here, the decoder judges the rest.

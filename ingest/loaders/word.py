@@ -30,8 +30,18 @@ from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.source import Extracted, Part, SourceFile
 
 _HEADING_STYLE = re.compile(r"(?i)^heading\s*([1-9])$")
-_PARSE_ERRORS = (PackageNotFoundError, zipfile.BadZipFile, zlib.error, KeyError, ValueError,
-                 XMLSyntaxError, AttributeError, IndexError, OSError, EOFError)
+_PARSE_ERRORS = (
+    PackageNotFoundError,
+    zipfile.BadZipFile,
+    zlib.error,
+    KeyError,
+    ValueError,
+    XMLSyntaxError,
+    AttributeError,
+    IndexError,
+    OSError,
+    EOFError,
+)
 
 
 def load_docx(source: SourceFile) -> Extracted:
@@ -111,8 +121,14 @@ _BREAKS = {qn("w:br"), qn("w:cr")}
 _HYPHEN = qn("w:noBreakHyphen")
 # Deleted text, field codes, formatting, and text boxes (rendered on their own lines);
 # mc:Fallback repeats the mc:Choice content for old readers.
-_SKIP = {qn("w:del"), qn("w:instrText"), qn("w:rPr"), qn("w:pPr"), qn("w:txbxContent"),
-         "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"}
+_SKIP = {
+    qn("w:del"),
+    qn("w:instrText"),
+    qn("w:rPr"),
+    qn("w:pPr"),
+    qn("w:txbxContent"),
+    "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback",
+}
 _TEXT_BOX = qn("w:txbxContent")
 
 
@@ -159,8 +175,11 @@ def _render_cell(cell: _Cell) -> str:
         if isinstance(block, Paragraph):
             pieces.append(one_line(_paragraph_text(block._p)))
         else:
-            rows = ["; ".join(", ".join(_render_cell(c) for c in _unique_cells(r.cells))
-                              for r in block.rows)]
+            rows = [
+                "; ".join(
+                    ", ".join(_render_cell(c) for c in _unique_cells(r.cells)) for r in block.rows
+                )
+            ]
             pieces.append(f"[{rows[0]}]")
     return " ".join(piece for piece in pieces if piece)
 

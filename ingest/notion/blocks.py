@@ -31,10 +31,13 @@ log = logging.getLogger(__name__)
 FetchChildren = Callable[[str], Iterable[dict[str, Any]]]
 Block = dict[str, Any]
 
-_LIST_INDENT = {"bulleted_list_item": "  ", "numbered_list_item": "   ", "to_do": "  ",
-                "toggle": "  "}
-_MEDIA_LABEL = {"image": "Image", "video": "Video", "file": "File", "pdf": "PDF",
-                "audio": "Audio"}
+_LIST_INDENT = {
+    "bulleted_list_item": "  ",
+    "numbered_list_item": "   ",
+    "to_do": "  ",
+    "toggle": "  ",
+}
+_MEDIA_LABEL = {"image": "Image", "video": "Video", "file": "File", "pdf": "PDF", "audio": "Audio"}
 _LINK_BLOCKS = ("bookmark", "embed", "link_preview")
 _SILENT = frozenset({"table_of_contents", "breadcrumb", "template", "unsupported"})
 
@@ -112,8 +115,16 @@ def _property_value(prop: dict[str, Any]) -> str:
         return f"{prefix}-{value.get('number')}" if prefix else str(value.get("number", ""))
     if kind == "relation":
         return ""  # bare page ids: nothing a reader or a search can use
-    if kind in ("number", "url", "email", "phone_number", "string", "boolean",
-                "created_time", "last_edited_time"):
+    if kind in (
+        "number",
+        "url",
+        "email",
+        "phone_number",
+        "string",
+        "boolean",
+        "created_time",
+        "last_edited_time",
+    ):
         return str(value)
     return ""
 
@@ -236,8 +247,10 @@ class _Renderer:
         width = int(data.get("table_width") or max(len(r["table_row"]["cells"]) for r in rows))
         lines = []
         for i, row in enumerate(rows):
-            cells = [rich_text(c).replace("|", "\\|").replace("\n", " ").strip()
-                     for c in row["table_row"].get("cells", [])]
+            cells = [
+                rich_text(c).replace("|", "\\|").replace("\n", " ").strip()
+                for c in row["table_row"].get("cells", [])
+            ]
             cells += [""] * (width - len(cells))
             lines.append("| " + " | ".join(cells) + " |")
             if i == 0:

@@ -46,8 +46,9 @@ _RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504, 529})
 class TokenBucket:
     """At most `rate` acquisitions per second on average, bursts up to `burst`."""
 
-    def __init__(self, rate: float, burst: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = rate
         self.capacity = burst if burst is not None else max(1.0, rate)
         self._tokens = self.capacity
@@ -173,15 +174,21 @@ class NotionClient:
     def query_data_source(self, data_source_id: str) -> Iterator[dict[str, Any]]:
         """Every row (a page) of one data source."""
         yield from self._paginate(
-            "data_sources.query", "database", data_source_id,
-            self._sdk.data_sources.query, data_source_id,
+            "data_sources.query",
+            "database",
+            data_source_id,
+            self._sdk.data_sources.query,
+            data_source_id,
         )
 
     def list_children(self, block_id: str) -> Iterator[dict[str, Any]]:
         """The direct children of a block or page, all pages of results."""
         yield from self._paginate(
-            "blocks.children", "page or block", block_id,
-            self._sdk.blocks.children.list, block_id,
+            "blocks.children",
+            "page or block",
+            block_id,
+            self._sdk.blocks.children.list,
+            block_id,
         )
 
     # --- machinery -------------------------------------------------------------------
@@ -201,8 +208,13 @@ class NotionClient:
                 return
 
     def _call(
-        self, kind: str, what: str, object_id: str, method: Callable[..., Any],
-        *args: Any, **kwargs: Any,
+        self,
+        kind: str,
+        what: str,
+        object_id: str,
+        method: Callable[..., Any],
+        *args: Any,
+        **kwargs: Any,
     ) -> Any:
         attempt = 0
         while True:
@@ -214,8 +226,14 @@ class NotionClient:
                 wait = self._retry_wait(error, attempt)
                 if wait is None:
                     raise self._translate(error, what, object_id) from None
-                log.info("Notion %s %s: %s; retry %d in %.2f s", kind, object_id,
-                         _describe(error), attempt + 1, wait)
+                log.info(
+                    "Notion %s %s: %s; retry %d in %.2f s",
+                    kind,
+                    object_id,
+                    _describe(error),
+                    attempt + 1,
+                    wait,
+                )
                 self.stats.retries += 1
                 self.stats.retry_waits.append(wait)
                 time.sleep(wait)

@@ -120,8 +120,9 @@ class Walker:
             except KbError as error:
                 key = item["id"] if isinstance(item, dict) else item
                 log.warning("Notion walk: %s %s failed: %s", kind, key, error)
-                self.outcome.incomplete.add(container if kind == "data_source" and container
-                                            else key)
+                self.outcome.incomplete.add(
+                    container if kind == "data_source" and container else key
+                )
                 self.outcome.errors.append(f"{kind} {key}: {error}")
         return self.outcome
 

@@ -24,8 +24,12 @@ class NotionError(KbError):
 class NotionAuthError(NotionError):
     """Notion refused the integration token (401)."""
 
-    def __init__(self, message: str = "Notion rejected the integration token (401 unauthorized).",
-                 *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "Notion rejected the integration token (401 unauthorized).",
+        *,
+        hint: str | None = None,
+    ) -> None:
         super().__init__(
             message,
             hint=hint

@@ -53,7 +53,11 @@ class NotionStatus:
 
 
 def connect_notion(
-    *, engine: Engine, user_id: uuid.UUID, token: str, secret_key: str,
+    *,
+    engine: Engine,
+    user_id: uuid.UUID,
+    token: str,
+    secret_key: str,
     base_url: str | None = None,
 ) -> NotionStatus:
     """Check the token with `users.me`, then store it encrypted (replacing any old one).
@@ -71,8 +75,11 @@ def connect_notion(
     bot = me.get("bot") or {}
     with user_scope(engine, user_id) as conn:
         repo.save_connection(
-            conn, user_id=user_id, token_encrypted=encrypt_token(token, secret_key=secret_key),
-            workspace_name=bot.get("workspace_name"), bot_id=me.get("id"),
+            conn,
+            user_id=user_id,
+            token_encrypted=encrypt_token(token, secret_key=secret_key),
+            workspace_name=bot.get("workspace_name"),
+            bot_id=me.get("id"),
         )
     status = notion_status(engine=engine, user_id=user_id)
     assert status is not None
@@ -80,10 +87,18 @@ def connect_notion(
 
 
 def sync_notion(
-    *, engine: Engine, embeddings: Embeddings, user_id: uuid.UUID, secret_key: str,
-    base_url: str | None = None, chunk_size: int = 1000, chunk_overlap: int = 150,
-    requests_per_second: float = 3.0, progress: Callable[[SyncProgress], None] | None = None,
-    max_retries: int = 5, backoff_seconds: float = 1.0,
+    *,
+    engine: Engine,
+    embeddings: Embeddings,
+    user_id: uuid.UUID,
+    secret_key: str,
+    base_url: str | None = None,
+    chunk_size: int = 1000,
+    chunk_overlap: int = 150,
+    requests_per_second: float = 3.0,
+    progress: Callable[[SyncProgress], None] | None = None,
+    max_retries: int = 5,
+    backoff_seconds: float = 1.0,
 ) -> SyncReport:
     """Incrementally sync everything shared with the user's integration.
 
@@ -100,11 +115,17 @@ def sync_notion(
         )
     token = decrypt_token(stored.token_encrypted, secret_key=secret_key)
     with NotionClient(
-        token, base_url=base_url, requests_per_second=requests_per_second,
-        max_retries=max_retries, backoff_seconds=backoff_seconds,
+        token,
+        base_url=base_url,
+        requests_per_second=requests_per_second,
+        max_retries=max_retries,
+        backoff_seconds=backoff_seconds,
     ) as client:
         return run_sync(
-            engine=engine, embeddings=embeddings, user_id=user_id, client=client,
+            engine=engine,
+            embeddings=embeddings,
+            user_id=user_id,
+            client=client,
             options=SyncOptions(chunk_size=chunk_size, chunk_overlap=chunk_overlap),
             progress=progress,
         )
@@ -141,7 +162,8 @@ def disconnect_notion(*, engine: Engine, user_id: uuid.UUID, keep_content: bool 
         return
     for page_id, state in pages.items():
         if state.kind == "page":
-            delete_source(engine=engine, user_id=user_id, source_id=page_id,
-                          source_type=SOURCE_TYPE)
+            delete_source(
+                engine=engine, user_id=user_id, source_id=page_id, source_type=SOURCE_TYPE
+            )
     with user_scope(engine, user_id) as conn:
         repo.delete_pages(conn, user_id=user_id, page_ids=pages)

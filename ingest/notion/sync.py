@@ -76,8 +76,13 @@ class _Run:
 
 
 def run_sync(
-    *, engine: Engine, embeddings: Embeddings, user_id: uuid.UUID, client: NotionClient,
-    options: SyncOptions | None = None, progress: Callable[[SyncProgress], None] | None = None,
+    *,
+    engine: Engine,
+    embeddings: Embeddings,
+    user_id: uuid.UUID,
+    client: NotionClient,
+    options: SyncOptions | None = None,
+    progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
     """One run, recorded in `notion_syncs`; auth and search failures are re-raised.
 
@@ -91,23 +96,35 @@ def run_sync(
                 hint="Wait for it to finish (see `kb notion status`), then sync again.",
             )
         try:
-            return _run_locked(engine=engine, embeddings=embeddings, user_id=user_id,
-                               client=client, options=options, progress=progress)
+            return _run_locked(
+                engine=engine,
+                embeddings=embeddings,
+                user_id=user_id,
+                client=client,
+                options=options,
+                progress=progress,
+            )
         finally:
             repo.release_sync_lock(lock, user_id=user_id)
 
 
 def _run_locked(
-    *, engine: Engine, embeddings: Embeddings, user_id: uuid.UUID, client: NotionClient,
-    options: SyncOptions | None, progress: Callable[[SyncProgress], None] | None,
+    *,
+    engine: Engine,
+    embeddings: Embeddings,
+    user_id: uuid.UUID,
+    client: NotionClient,
+    options: SyncOptions | None,
+    progress: Callable[[SyncProgress], None] | None,
 ) -> SyncReport:
     with user_scope(engine, user_id) as conn:
         repo.fail_running_syncs(conn, user_id=user_id, reason="interrupted (the process stopped)")
         sync_id, started_at = repo.start_sync(conn, user_id=user_id)
         states = repo.load_pages(conn, user_id=user_id)
     report = SyncReport(status="running", started_at=started_at, sync_id=sync_id)
-    run = _Run(engine, embeddings, user_id, client, options or SyncOptions(), report, states,
-               progress)
+    run = _Run(
+        engine, embeddings, user_id, client, options or SyncOptions(), report, states, progress
+    )
     fatal: BaseException | None = None
     try:
         run.emit("enumerating")
@@ -143,8 +160,12 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
     edited = page.get("last_edited_time")
     title = page_title(page)
     report.pages_seen += 1
-    if (stored is not None and stored.kind == "page" and stored.status == "indexed"
-            and stored.last_edited_time == edited):
+    if (
+        stored is not None
+        and stored.kind == "page"
+        and stored.status == "indexed"
+        and stored.last_edited_time == edited
+    ):
         report.pages_unchanged += 1
         run.parents[page_id] = stored.parent_id
         run.emit("pages", title, "unchanged")
@@ -155,38 +176,71 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
         rendered = render_page(page_id, run.client.list_children)
         documents = _documents(page, title, rendered.markdown, row=_is_row(page))
         chunks = split_documents(
-            documents, chunk_size=run.options.chunk_size,
-            chunk_overlap=run.options.chunk_overlap, markdown=True,
+            documents,
+            chunk_size=run.options.chunk_size,
+            chunk_overlap=run.options.chunk_overlap,
+            markdown=True,
         )
         stats = index_source(
-            engine=run.engine, embeddings=run.embeddings, user_id=run.user_id,
-            source_type=SOURCE_TYPE, source_id=page_id, documents=chunks,
-            source_url=page.get("url"), batch_size=run.options.batch_size,
+            engine=run.engine,
+            embeddings=run.embeddings,
+            user_id=run.user_id,
+            source_type=SOURCE_TYPE,
+            source_id=page_id,
+            documents=chunks,
+            source_url=page.get("url"),
+            batch_size=run.options.batch_size,
         )
         with user_scope(run.engine, run.user_id) as conn:
             repo.save_page(
-                conn, user_id=run.user_id, page_id=page_id, title=title, url=page.get("url"),
-                parent_id=parent, last_edited_time=edited, chunk_count=len(chunks),
+                conn,
+                user_id=run.user_id,
+                page_id=page_id,
+                title=title,
+                url=page.get("url"),
+                parent_id=parent,
+                last_edited_time=edited,
+                chunk_count=len(chunks),
                 status="indexed",
             )
-            repo.save_placeholders(conn, user_id=run.user_id, parent_id=page_id, kind="page",
-                                   object_ids=(i for i, _ in rendered.child_pages))
-            repo.save_placeholders(conn, user_id=run.user_id, parent_id=page_id,
-                                   kind="database",
-                                   object_ids=(i for i, _ in rendered.child_databases))
+            repo.save_placeholders(
+                conn,
+                user_id=run.user_id,
+                parent_id=page_id,
+                kind="page",
+                object_ids=(i for i, _ in rendered.child_pages),
+            )
+            repo.save_placeholders(
+                conn,
+                user_id=run.user_id,
+                parent_id=page_id,
+                kind="database",
+                object_ids=(i for i, _ in rendered.child_databases),
+            )
     except NotionAuthError:
         raise
     except Exception as error:
-        log.warning("Notion page %s (%s) failed: %s", page_id, title, error,
-                    exc_info=not isinstance(error, KbError))
+        log.warning(
+            "Notion page %s (%s) failed: %s",
+            page_id,
+            title,
+            error,
+            exc_info=not isinstance(error, KbError),
+        )
         report.pages_failed += 1
         run.error(f"{title} ({page_id}): {error}")
         with user_scope(run.engine, run.user_id) as conn:
             repo.save_page(
-                conn, user_id=run.user_id, page_id=page_id, title=title, url=page.get("url"),
-                parent_id=parent, chunk_count=stored.chunk_count if stored else 0,
+                conn,
+                user_id=run.user_id,
+                page_id=page_id,
+                title=title,
+                url=page.get("url"),
+                parent_id=parent,
+                chunk_count=stored.chunk_count if stored else 0,
                 last_edited_time=stored.last_edited_time if stored else None,
-                status="failed", error=str(error)[:2000],
+                status="failed",
+                error=str(error)[:2000],
             )
         run.emit("pages", title, "failed")
         return _recorded_children(run, page_id)
@@ -197,8 +251,9 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
     else:
         report.pages_updated += 1
     run.emit("pages", title, "new" if is_new else "updated")
-    return Children(tuple(i for i, _ in rendered.child_pages),
-                    tuple(i for i, _ in rendered.child_databases))
+    return Children(
+        tuple(i for i, _ in rendered.child_pages), tuple(i for i, _ in rendered.child_databases)
+    )
 
 
 def _is_row(page: dict[str, Any]) -> bool:
@@ -238,13 +293,24 @@ def _record_structure(run: _Run, outcome: WalkOutcome) -> None:
         for database_id, parent in outcome.databases.items():
             parent = outcome.parent_of.get(database_id, parent)
             stored = run.states.get(database_id)
-            if (stored and stored.kind == "database" and stored.parent_id == parent
-                    and stored.status == "indexed"):
+            if (
+                stored
+                and stored.kind == "database"
+                and stored.parent_id == parent
+                and stored.status == "indexed"
+            ):
                 continue
             repo.save_page(
-                conn, user_id=run.user_id, page_id=database_id, kind="database",
-                title=outcome.database_titles.get(database_id), url=None, parent_id=parent,
-                last_edited_time=None, chunk_count=0, status="indexed",
+                conn,
+                user_id=run.user_id,
+                page_id=database_id,
+                kind="database",
+                title=outcome.database_titles.get(database_id),
+                url=None,
+                parent_id=parent,
+                last_edited_time=None,
+                chunk_count=0,
+                status="indexed",
             )
         for page_id, parent in outcome.parent_of.items():
             if page_id in run.parents and run.parents[page_id] != parent:
@@ -272,16 +338,19 @@ def _protected(run: _Run, outcome: WalkOutcome) -> set[str]:
 def _remove_unseen(run: _Run, outcome: WalkOutcome) -> None:
     protected = _protected(run, outcome)
     gone = [
-        (page_id, state) for page_id, state in run.states.items()
-        if page_id not in protected and (
+        (page_id, state)
+        for page_id, state in run.states.items()
+        if page_id not in protected
+        and (
             (state.kind == "page" and page_id not in outcome.pages)
             or (state.kind == "database" and page_id not in outcome.databases)
         )
     ]
     for page_id, state in gone:
         if state.kind == "page":
-            delete_source(engine=run.engine, user_id=run.user_id, source_id=page_id,
-                          source_type=SOURCE_TYPE)
+            delete_source(
+                engine=run.engine, user_id=run.user_id, source_id=page_id, source_type=SOURCE_TYPE
+            )
             if state.status != "pending":  # a placeholder never held content
                 run.report.pages_removed += 1
                 run.emit("removing", state.title, "removed")
@@ -292,20 +361,31 @@ def _remove_unseen(run: _Run, outcome: WalkOutcome) -> None:
 def _finish(run: _Run) -> None:
     report = run.report
     counts = {
-        "pages_seen": report.pages_seen, "pages_new": report.pages_new,
-        "pages_updated": report.pages_updated, "pages_unchanged": report.pages_unchanged,
-        "pages_removed": report.pages_removed, "pages_failed": report.pages_failed,
+        "pages_seen": report.pages_seen,
+        "pages_new": report.pages_new,
+        "pages_updated": report.pages_updated,
+        "pages_unchanged": report.pages_unchanged,
+        "pages_removed": report.pages_removed,
+        "pages_failed": report.pages_failed,
         "chunks_written": report.chunks_written,
     }
-    details = {"requests": report.requests, "retries": report.retries,
-               "retry_wait_seconds": round(sum(run.client.stats.retry_waits), 3),
-               "errors": report.errors}
+    details = {
+        "requests": report.requests,
+        "retries": report.retries,
+        "retry_wait_seconds": round(sum(run.client.stats.retry_waits), 3),
+        "errors": report.errors,
+    }
     error = "\n".join(report.errors[:10]) or None
     try:
         with user_scope(run.engine, run.user_id) as conn:
             report.finished_at = repo.finish_sync(
-                conn, user_id=run.user_id, sync_id=report.sync_id or 0, status=report.status,
-                counts=counts, error=error, details=details,
+                conn,
+                user_id=run.user_id,
+                sync_id=report.sync_id or 0,
+                status=report.status,
+                counts=counts,
+                error=error,
+                details=details,
             )
     except Exception:  # the database itself failed: keep the report truthful anyway
         log.exception("Could not record the end of Notion sync %s", report.sync_id)

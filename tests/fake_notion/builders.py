@@ -13,8 +13,14 @@ from typing import Any
 
 RichInput = str | dict[str, Any] | Sequence[str | dict[str, Any]]
 
-_ANNOTATIONS = {"bold": False, "italic": False, "strikethrough": False, "underline": False,
-                "code": False, "color": "default"}
+_ANNOTATIONS = {
+    "bold": False,
+    "italic": False,
+    "strikethrough": False,
+    "underline": False,
+    "code": False,
+    "color": "default",
+}
 
 
 @dataclass
@@ -45,12 +51,15 @@ def mention_page(page_id: str, title: str) -> dict[str, Any]:
     }
 
 
-def mention_user(name: str,
-                 user_id: str = "2200a911-6a96-44bb-bd38-6bfb1e01b9f6") -> dict[str, Any]:
+def mention_user(
+    name: str, user_id: str = "2200a911-6a96-44bb-bd38-6bfb1e01b9f6"
+) -> dict[str, Any]:
     return {
         "type": "mention",
-        "mention": {"type": "user", "user": {"object": "user", "id": user_id, "name": name,
-                                             "type": "person"}},
+        "mention": {
+            "type": "user",
+            "user": {"object": "user", "id": user_id, "name": name, "type": "person"},
+        },
         "annotations": dict(_ANNOTATIONS),
         "plain_text": f"@{name}",
         "href": None,
@@ -68,8 +77,13 @@ def mention_date(start: str, end: str | None = None) -> dict[str, Any]:
 
 
 def inline_equation(expression: str) -> dict[str, Any]:
-    return {"type": "equation", "equation": {"expression": expression},
-            "annotations": dict(_ANNOTATIONS), "plain_text": expression, "href": None}
+    return {
+        "type": "equation",
+        "equation": {"expression": expression},
+        "annotations": dict(_ANNOTATIONS),
+        "plain_text": expression,
+        "href": None,
+    }
 
 
 def rich(value: RichInput) -> list[dict[str, Any]]:
@@ -80,10 +94,12 @@ def rich(value: RichInput) -> list[dict[str, Any]]:
     return [text(v) if isinstance(v, str) else v for v in value]
 
 
-def _texty(kind: str, content: RichInput, children: Sequence[BlockSpec] = (),
-           **extra: Any) -> BlockSpec:
-    return BlockSpec(kind, {"rich_text": rich(content), "color": "default", **extra},
-                     list(children))
+def _texty(
+    kind: str, content: RichInput, children: Sequence[BlockSpec] = (), **extra: Any
+) -> BlockSpec:
+    return BlockSpec(
+        kind, {"rich_text": rich(content), "color": "default", **extra}, list(children)
+    )
 
 
 def paragraph(content: RichInput, *children: BlockSpec) -> BlockSpec:
@@ -119,8 +135,9 @@ def callout(content: RichInput, emoji: str = "💡", *children: BlockSpec) -> Bl
 
 
 def code(source: str, language: str = "plain text", caption: str = "") -> BlockSpec:
-    return BlockSpec("code", {"caption": rich(caption), "rich_text": rich(source),
-                              "language": language})
+    return BlockSpec(
+        "code", {"caption": rich(caption), "rich_text": rich(source), "language": language}
+    )
 
 
 def equation(expression: str) -> BlockSpec:
@@ -149,16 +166,24 @@ def embed(url: str, caption: str = "") -> BlockSpec:
 
 
 def image(caption: str = "", url: str = "https://example.com/picture.png") -> BlockSpec:
-    return BlockSpec("image", {"caption": rich(caption), "type": "external",
-                               "external": {"url": url}})
+    return BlockSpec(
+        "image", {"caption": rich(caption), "type": "external", "external": {"url": url}}
+    )
 
 
 def file_block(name: str, caption: str = "") -> BlockSpec:
-    return BlockSpec("file", {
-        "caption": rich(caption), "type": "file", "name": name,
-        "file": {"url": f"https://files.example.com/{name}?X-Amz-Signature=abc",
-                 "expiry_time": "2026-07-04T10:00:00.000Z"},
-    })
+    return BlockSpec(
+        "file",
+        {
+            "caption": rich(caption),
+            "type": "file",
+            "name": name,
+            "file": {
+                "url": f"https://files.example.com/{name}?X-Amz-Signature=abc",
+                "expiry_time": "2026-07-04T10:00:00.000Z",
+            },
+        },
+    )
 
 
 def synced_original(*children: BlockSpec, id: str | None = None) -> BlockSpec:
@@ -166,8 +191,7 @@ def synced_original(*children: BlockSpec, id: str | None = None) -> BlockSpec:
 
 
 def synced_copy(original_id: str) -> BlockSpec:
-    return BlockSpec("synced_block",
-                     {"synced_from": {"type": "block_id", "block_id": original_id}})
+    return BlockSpec("synced_block", {"synced_from": {"type": "block_id", "block_id": original_id}})
 
 
 def columns(*columns_: Sequence[BlockSpec]) -> BlockSpec:

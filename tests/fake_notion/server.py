@@ -25,8 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 from tests.fake_notion.workspace import BOT_ID, Node, Workspace
 
 VERSIONS = ("2022-06-28", "2025-09-03", "2026-03-11")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-                   r"[0-9a-fA-F]{12}$")
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+    r"[0-9a-fA-F]{12}$"
+)
 _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(r"^/v1/search/?$"), "search"),
     ("GET", re.compile(r"^/v1/users/me/?$"), "users"),
@@ -86,8 +88,9 @@ class Recorded:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str,
-                 additional_data: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, additional_data: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.additional_data = additional_data
@@ -182,9 +185,9 @@ class FakeNotion:
         method, path = handler.command, split.path
         kind = next((k for m, rx, k in _ROUTES if m == method and rx.match(path)), "unknown")
         version = handler.headers.get("Notion-Version")
-        status, body, headers, delay = self._respond(method, path, kind, split.query, raw,
-                                                     handler.headers.get("Authorization"),
-                                                     version)
+        status, body, headers, delay = self._respond(
+            method, path, kind, split.query, raw, handler.headers.get("Authorization"), version
+        )
         if delay:
             time.sleep(delay)  # a slow server, to exercise client timeouts
         with self.lock:
@@ -208,9 +211,16 @@ class FakeNotion:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout): nothing to answer
 
-    def _respond(self, method: str, path: str, kind: str, query: str, raw: bytes,
-                 auth: str | None, version: str | None
-                 ) -> tuple[int, dict[str, Any] | str, dict[str, str], float]:
+    def _respond(
+        self,
+        method: str,
+        path: str,
+        kind: str,
+        query: str,
+        raw: bytes,
+        auth: str | None,
+        version: str | None,
+    ) -> tuple[int, dict[str, Any] | str, dict[str, str], float]:
         with self.lock:
             for fault in self.faults:
                 if fault.applies(kind, path):
@@ -219,25 +229,40 @@ class FakeNotion:
                     headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                     if fault.html:
                         return fault.status, "<html><body>Bad gateway</body></html>", headers, 0
-                    return fault.status, _error(fault.status, fault.code, fault.message), \
-                        headers, 0
+                    return fault.status, _error(fault.status, fault.code, fault.message), headers, 0
             else:
                 fault = None
             delay = fault.delay if fault is not None else 0.0
             limited = self._rate_limited()
             if limited:
-                return 429, _error(429, "rate_limited", "You have been rate limited. Please "
-                                   "try again in a few minutes."), {"Retry-After": "1"}, 0
+                return (
+                    429,
+                    _error(
+                        429,
+                        "rate_limited",
+                        "You have been rate limited. Please try again in a few minutes.",
+                    ),
+                    {"Retry-After": "1"},
+                    0,
+                )
             try:
                 if auth != f"Bearer {self.workspace.token}":
                     raise ApiError(401, "unauthorized", "API token is invalid.")
                 if not version:
-                    raise ApiError(400, "missing_version", "Notion-Version header failed "
-                                   "validation: Notion-Version header should be defined, "
-                                   "instead was `undefined`.")
+                    raise ApiError(
+                        400,
+                        "missing_version",
+                        "Notion-Version header failed "
+                        "validation: Notion-Version header should be defined, "
+                        "instead was `undefined`.",
+                    )
                 if version not in VERSIONS:
-                    raise ApiError(400, "validation_error", f"Notion-Version header failed "
-                                   f"validation: unsupported version `{version}`.")
+                    raise ApiError(
+                        400,
+                        "validation_error",
+                        f"Notion-Version header failed "
+                        f"validation: unsupported version `{version}`.",
+                    )
                 if kind == "unknown" or (version == "2022-06-28" and kind.startswith("data_")):
                     raise ApiError(400, "invalid_request_url", "Invalid request URL.")
                 body = json.loads(raw) if raw else {}
@@ -246,8 +271,12 @@ class FakeNotion:
                 arg = match.group(1) if match is not None and match.groups() else ""
                 return 200, self._route(kind, arg, params, body, version), {}, delay
             except ApiError as error:
-                return error.status, _error(error.status, error.code, error.message,
-                                            error.additional_data), {}, delay
+                return (
+                    error.status,
+                    _error(error.status, error.code, error.message, error.additional_data),
+                    {},
+                    delay,
+                )
 
     def _rate_limited(self) -> bool:
         if self.rate_limit is None:
@@ -264,21 +293,34 @@ class FakeNotion:
 
     # --- routes ------------------------------------------------------------------------
 
-    def _route(self, kind: str, arg: str, params: dict[str, str], body: dict[str, Any],
-               version: str) -> dict[str, Any]:
+    def _route(
+        self, kind: str, arg: str, params: dict[str, str], body: dict[str, Any], version: str
+    ) -> dict[str, Any]:
         ws = self.workspace
         if kind == "users":
-            return {"object": "user", "id": BOT_ID, "name": self.integration_name,
-                    "avatar_url": None, "type": "bot",
-                    "bot": {"owner": {"type": "workspace", "workspace": True},
-                            "workspace_name": ws.name,
-                            "workspace_id": "231674b6-2cc1-46bc-b742-c5c9fe4b9c73",
-                            "workspace_limits": {"max_file_upload_size_in_bytes": 5242880}}}
+            return {
+                "object": "user",
+                "id": BOT_ID,
+                "name": self.integration_name,
+                "avatar_url": None,
+                "type": "bot",
+                "bot": {
+                    "owner": {"type": "workspace", "workspace": True},
+                    "workspace_name": ws.name,
+                    "workspace_id": "231674b6-2cc1-46bc-b742-c5c9fe4b9c73",
+                    "workspace_limits": {"max_file_upload_size_in_bytes": 5242880},
+                },
+            }
         if kind == "search":
             return self._search(body, version)
-        node_kind = {"pages": "page", "blocks": "block", "blocks.children": "block",
-                     "databases": "database", "data_sources": "data_source",
-                     "data_sources.query": "data_source"}[kind]
+        node_kind = {
+            "pages": "page",
+            "blocks": "block",
+            "blocks.children": "block",
+            "databases": "database",
+            "data_sources": "data_source",
+            "data_sources.query": "data_source",
+        }[kind]
         node = self._find(arg, node_kind, kind)
         if kind == "pages":
             return ws.page_json(node, version)
@@ -291,28 +333,47 @@ class FakeNotion:
         if kind == "blocks.children":
             items = [ws.block_json(c, version) for c in ws.visible_children(node)]
             return self._page_of(items, params, "block")
-        rows = [ws.page_json(ws.nodes[c], version) for c in node.children
-                if c in ws.nodes and not ws.trashed(ws.nodes[c])]
+        rows = [
+            ws.page_json(ws.nodes[c], version)
+            for c in node.children
+            if c in ws.nodes and not ws.trashed(ws.nodes[c])
+        ]
         return self._page_of(rows, body, "page_or_data_source")
 
     def _find(self, raw_id: str, node_kind: str, kind: str) -> Node:
-        field_name = {"page": "page_id", "block": "block_id", "database": "database_id",
-                      "data_source": "data_source_id"}[node_kind]
+        field_name = {
+            "page": "page_id",
+            "block": "block_id",
+            "database": "database_id",
+            "data_source": "data_source_id",
+        }[node_kind]
         if not _UUID.match(raw_id):
-            raise ApiError(400, "validation_error", f"path failed validation: path."
-                           f"{field_name} should be a valid uuid, instead was `\"{raw_id}\"`.")
+            raise ApiError(
+                400,
+                "validation_error",
+                f"path failed validation: path."
+                f'{field_name} should be a valid uuid, instead was `"{raw_id}"`.',
+            )
         object_id = str(uuid.UUID(raw_id))
         node = self.workspace.nodes.get(object_id)
-        ok = node is not None and self.workspace.accessible(node) and (
-            node.object == node_kind
-            or (node_kind == "block" and node.object in ("page", "database")))
+        ok = (
+            node is not None
+            and self.workspace.accessible(node)
+            and (
+                node.object == node_kind
+                or (node_kind == "block" and node.object in ("page", "database"))
+            )
+        )
         if not ok or node is None:
             noun = {"data_source": "data source"}.get(node_kind, node_kind)
-            raise ApiError(404, "object_not_found",
-                           f"Could not find {noun} with ID: {object_id}. Make sure the relevant"
-                           f" pages and databases are shared with your integration "
-                           f"\"{self.integration_name}\".",
-                           {"integration_id": BOT_ID})
+            raise ApiError(
+                404,
+                "object_not_found",
+                f"Could not find {noun} with ID: {object_id}. Make sure the relevant"
+                f" pages and databases are shared with your integration "
+                f'"{self.integration_name}".',
+                {"integration_id": BOT_ID},
+            )
         return node
 
     def _search(self, body: dict[str, Any], version: str) -> dict[str, Any]:
@@ -333,41 +394,53 @@ class FakeNotion:
                 continue
             found.append(node)
         found.sort(key=lambda n: n.edited, reverse=direction == "descending")
-        items = [ws.page_json(n, version) if n.object == "page" else
-                 ws.data_source_json(n, version) for n in found]
+        items = [
+            ws.page_json(n, version) if n.object == "page" else ws.data_source_json(n, version)
+            for n in found
+        ]
         return self._page_of(items, body, "page_or_data_source")
 
-    def _page_of(self, items: list[dict[str, Any]], params: dict[str, Any],
-                 list_type: str) -> dict[str, Any]:
+    def _page_of(
+        self, items: list[dict[str, Any]], params: dict[str, Any], list_type: str
+    ) -> dict[str, Any]:
         size = params.get("page_size", 100)
         try:
             size = int(size)
         except (TypeError, ValueError):
             size = 0
         if not 1 <= size <= 100:
-            raise ApiError(400, "validation_error", "body failed validation: "
-                           "body.page_size should be ≤ `100`, instead was "
-                           f"`{params.get('page_size')}`.")
+            raise ApiError(
+                400,
+                "validation_error",
+                "body failed validation: "
+                "body.page_size should be ≤ `100`, instead was "
+                f"`{params.get('page_size')}`.",
+            )
         start = 0
         cursor = params.get("start_cursor")
         if cursor:
             ids = [i["id"] for i in items]
             if cursor not in ids:
-                raise ApiError(400, "validation_error", "start_cursor provided is invalid: "
-                               f"{cursor}")
+                raise ApiError(
+                    400, "validation_error", f"start_cursor provided is invalid: {cursor}"
+                )
             start = ids.index(cursor)
         end = start + min(size, self.max_page_size)
         more = end < len(items)
-        return {"object": "list", "results": items[start:end],
-                "next_cursor": items[end]["id"] if more else None, "has_more": more,
-                "type": list_type, list_type: {}}
+        return {
+            "object": "list",
+            "results": items[start:end],
+            "next_cursor": items[end]["id"] if more else None,
+            "has_more": more,
+            "type": list_type,
+            list_type: {},
+        }
 
 
-def _error(status: int, code: str, message: str,
-           additional_data: dict[str, Any] | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"object": "error", "status": status, "code": code,
-                            "message": message}
+def _error(
+    status: int, code: str, message: str, additional_data: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"object": "error", "status": status, "code": code, "message": message}
     if additional_data:
         body["additional_data"] = additional_data
     return body
-

@@ -71,45 +71,93 @@ class Workspace:
         return node
 
     def add_page(
-        self, title: str, blocks: Sequence[BlockSpec] = (), *, parent: str | None = None,
-        searchable: bool = True, shared: bool | None = None, id: str | None = None,
+        self,
+        title: str,
+        blocks: Sequence[BlockSpec] = (),
+        *,
+        parent: str | None = None,
+        searchable: bool = True,
+        shared: bool | None = None,
+        id: str | None = None,
     ) -> str:
         """A page at the top level (shared with the integration) or inside `parent`."""
         if parent is None:
             where: tuple[str, str | None] = ("workspace", None)
             shared = True if shared is None else shared
         else:
-            where = ("page_id", parent) if self.nodes[parent].object == "page" else (
-                "block_id", parent)
-        node = self._add(Node(id or new_id(), "page", where, self.minute, self.minute,
-                              title=title, shared=shared, searchable=searchable))
+            where = (
+                ("page_id", parent) if self.nodes[parent].object == "page" else ("block_id", parent)
+            )
+        node = self._add(
+            Node(
+                id or new_id(),
+                "page",
+                where,
+                self.minute,
+                self.minute,
+                title=title,
+                shared=shared,
+                searchable=searchable,
+            )
+        )
         if parent is not None:
             self.nodes[parent].children.append(node.id)
         self._add_blocks(node.id, blocks)
         return node.id
 
     def add_database(
-        self, title: str, *, parent: str, schema: dict[str, str] | None = None,
+        self,
+        title: str,
+        *,
+        parent: str,
+        schema: dict[str, str] | None = None,
         searchable: bool = True,
     ) -> tuple[str, str]:
         """A database in page `parent` with one data source; returns (database, source)."""
         schema = {"Name": "title", **(schema or {})}
-        database = self._add(Node(new_id(), "database", ("page_id", parent), self.minute,
-                                  self.minute, title=title, searchable=searchable))
-        source = self._add(Node(new_id(), "data_source", ("database_id", database.id),
-                                self.minute, self.minute, title=title, properties=schema,
-                                searchable=searchable))
+        database = self._add(
+            Node(
+                new_id(),
+                "database",
+                ("page_id", parent),
+                self.minute,
+                self.minute,
+                title=title,
+                searchable=searchable,
+            )
+        )
+        source = self._add(
+            Node(
+                new_id(),
+                "data_source",
+                ("database_id", database.id),
+                self.minute,
+                self.minute,
+                title=title,
+                properties=schema,
+                searchable=searchable,
+            )
+        )
         database.data_sources.append(source.id)
         self.nodes[parent].children.append(database.id)
         return database.id, source.id
 
-    def add_row(self, data_source_id: str, values: dict[str, Any],
-                blocks: Sequence[BlockSpec] = ()) -> str:
+    def add_row(
+        self, data_source_id: str, values: dict[str, Any], blocks: Sequence[BlockSpec] = ()
+    ) -> str:
         """A database row (a page); `values` by property name, the title under 'Name'."""
         source = self.nodes[data_source_id]
-        node = self._add(Node(new_id(), "page", ("data_source_id", data_source_id),
-                              self.minute, self.minute, title=str(values.get("Name", "")),
-                              properties=dict(values)))
+        node = self._add(
+            Node(
+                new_id(),
+                "page",
+                ("data_source_id", data_source_id),
+                self.minute,
+                self.minute,
+                title=str(values.get("Name", "")),
+                properties=dict(values),
+            )
+        )
         source.children.append(node.id)
         self._add_blocks(node.id, blocks)
         return node.id
@@ -118,15 +166,30 @@ class Workspace:
         parent = self.nodes[parent_id]
         kind = "page_id" if parent.object == "page" else "block_id"
         for spec in specs:
-            node = self._add(Node(spec.id or new_id(), "block", (kind, parent_id), self.minute,
-                                  self.minute, type=spec.type, payload=dict(spec.payload)))
+            node = self._add(
+                Node(
+                    spec.id or new_id(),
+                    "block",
+                    (kind, parent_id),
+                    self.minute,
+                    self.minute,
+                    type=spec.type,
+                    payload=dict(spec.payload),
+                )
+            )
             parent.children.append(node.id)
             self._add_blocks(node.id, spec.children)
 
     # --- hooks -------------------------------------------------------------------------
 
-    def edit_page(self, page_id: str, *, append: str | None = None,
-                  blocks: Sequence[BlockSpec] | None = None, title: str | None = None) -> None:
+    def edit_page(
+        self,
+        page_id: str,
+        *,
+        append: str | None = None,
+        blocks: Sequence[BlockSpec] | None = None,
+        title: str | None = None,
+    ) -> None:
         """Change a page (append a paragraph, replace its blocks, rename): bumps its time."""
         page = self.nodes[page_id]
         if blocks is not None:
@@ -185,8 +248,9 @@ class Workspace:
         return False
 
     def visible_children(self, node: Node) -> list[Node]:
-        return [self.nodes[c] for c in node.children
-                if c in self.nodes and not self.nodes[c].in_trash]
+        return [
+            self.nodes[c] for c in node.children if c in self.nodes and not self.nodes[c].in_trash
+        ]
 
     def database_of(self, source: Node) -> Node:
         return self.nodes[str(source.parent[1])]
@@ -211,8 +275,11 @@ class Workspace:
             return {"type": "workspace", "workspace": True}
         if kind == "data_source_id":
             source = self.nodes[str(pid)]
-            return {"type": "data_source_id", "data_source_id": pid,
-                    "database_id": source.parent[1]}
+            return {
+                "type": "data_source_id",
+                "data_source_id": pid,
+                "database_id": source.parent[1],
+            }
         return {"type": kind, kind: pid}
 
     def url(self, node: Node) -> str:
@@ -222,39 +289,64 @@ class Workspace:
     def page_json(self, node: Node, version: str) -> dict[str, Any]:
         if node.parent[0] == "data_source_id":
             schema = self.nodes[str(node.parent[1])].properties
-            properties = {name: _property(name, kind, node.properties.get(name))
-                          for name, kind in schema.items()}
+            properties = {
+                name: _property(name, kind, node.properties.get(name))
+                for name, kind in schema.items()
+            }
         else:
             properties = {"title": {"id": "title", "type": "title", "title": rich(node.title)}}
         return {
-            "object": "page", "id": node.id, **self._common(node, version),
-            "cover": None, "icon": None, "parent": self._parent(node),
-            "is_archived": self.trashed(node), "is_locked": False,
-            "properties": properties, "url": self.url(node), "public_url": None,
+            "object": "page",
+            "id": node.id,
+            **self._common(node, version),
+            "cover": None,
+            "icon": None,
+            "parent": self._parent(node),
+            "is_archived": self.trashed(node),
+            "is_locked": False,
+            "properties": properties,
+            "url": self.url(node),
+            "public_url": None,
         }
 
     def database_json(self, node: Node, version: str) -> dict[str, Any]:
         return {
-            "object": "database", "id": node.id, "title": rich(node.title), "description": [],
-            "parent": self._parent(node), "is_inline": False, "is_locked": False,
+            "object": "database",
+            "id": node.id,
+            "title": rich(node.title),
+            "description": [],
+            "parent": self._parent(node),
+            "is_inline": False,
+            "is_locked": False,
             **self._common(node, version),
-            "data_sources": [{"id": s, "name": self.nodes[s].title} for s in node.data_sources
-                             if s in self.nodes],
-            "icon": None, "cover": None, "url": self.url(node), "public_url": None,
+            "data_sources": [
+                {"id": s, "name": self.nodes[s].title} for s in node.data_sources if s in self.nodes
+            ],
+            "icon": None,
+            "cover": None,
+            "url": self.url(node),
+            "public_url": None,
         }
 
     def data_source_json(self, node: Node, version: str) -> dict[str, Any]:
         database = self.database_of(node)
         return {
-            "object": "data_source", "id": node.id, "cover": None, "icon": None,
-            **self._common(node, version), "title": rich(node.title), "description": [],
+            "object": "data_source",
+            "id": node.id,
+            "cover": None,
+            "icon": None,
+            **self._common(node, version),
+            "title": rich(node.title),
+            "description": [],
             "is_inline": False,
-            "properties": {name: {"id": name[:4], "name": name, "description": None,
-                                  "type": kind, kind: {}}
-                           for name, kind in node.properties.items()},
+            "properties": {
+                name: {"id": name[:4], "name": name, "description": None, "type": kind, kind: {}}
+                for name, kind in node.properties.items()
+            },
             "parent": {"type": "database_id", "database_id": database.id},
             "database_parent": self._parent(database),
-            "url": self.url(database), "public_url": None,
+            "url": self.url(database),
+            "public_url": None,
         }
 
     def block_json(self, node: Node, version: str) -> dict[str, Any]:
@@ -266,10 +358,13 @@ class Workspace:
         else:
             kind, payload = str(node.type), node.payload
         return {
-            "object": "block", "id": node.id, "parent": self._parent(node),
+            "object": "block",
+            "id": node.id,
+            "parent": self._parent(node),
             **self._common(node, version),
             "has_children": bool(self.visible_children(node)) and kind != "child_database",
-            "type": kind, kind: payload,
+            "type": kind,
+            kind: payload,
         }
 
 
