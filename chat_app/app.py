@@ -39,6 +39,9 @@ from chat_app.storage import install_file_route
 from db.errors import KbError
 
 log = logging.getLogger("kb.app")
+# Alembic announces its plugins and migration context at INFO on every schema check,
+# and Chainlit shows INFO: keep only Alembic's warnings in the server log.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 _data_layer: SQLAlchemyDataLayer | None = None
 _storage_engine: AsyncEngine | None = None
 
