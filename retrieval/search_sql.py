@@ -115,6 +115,9 @@ def vector_search(
 ) -> list[ChunkHit]:
     """The `limit` chunks of the user nearest to `query_vector` (cosine), best first.
 
+    On the caller's connection (e.g. `ChunkStore.similarity_search` inside an indexing
+    transaction); the retriever's dense list comes from `retrieval.pgvector_store`.
+
     The HNSW index is built over all users; with a `WHERE user_id = ...` filter a
     plain index scan stops after `ef_search` candidates and silently returns fewer
     rows. pgvector 0.8's iterative scan keeps walking the graph until enough rows

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from db.chunks import ChunkRow, delete_chunks, insert_chunks
 from db.models import DocumentChunk
+from retrieval.search_sql import vector_search
 
 __all__ = ["COLUMN_METADATA_KEYS", "ChunkStore"]
 
@@ -125,19 +126,15 @@ class ChunkStore(VectorStore):
         self, query: str, k: int = 4, **kwargs: Any
     ) -> list[tuple[Document, float]]:
         """The `k` nearest chunks of this user with their cosine similarity."""
-        vector = self._embeddings.embed_query(query)
-        # Without iterative scans an HNSW scan filtered by user returns too few rows.
-        self.connection.execute(sa.text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-        distance = _table.c.embedding.cosine_distance(vector)
-        rows = self.connection.execute(
-            sa.select(_table.c.chunk_id, _table.c.text, _table.c.metadata, distance.label("d"))
-            .where(_table.c.user_id == self.user_id)
-            .order_by(distance)
-            .limit(k)
+        hits = vector_search(
+            self.connection,
+            user_id=self.user_id,
+            query_vector=self._embeddings.embed_query(query),
+            limit=k,
         )
         return [
-            (Document(id=r.chunk_id, page_content=r.text, metadata=r.metadata), 1.0 - float(r.d))
-            for r in rows
+            (Document(id=h.chunk_id, page_content=h.text, metadata=h.metadata), h.score)
+            for h in hits
         ]
 
     @classmethod
