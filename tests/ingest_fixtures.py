@@ -7,8 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
 from sqlalchemy.engine import Engine
 
+from ingest.indexing import IndexStats, index_source
 from tests.fakes import HashEmbeddings
 
 
@@ -27,6 +29,26 @@ def file_documents(source_id: str, *texts: str, **metadata: Any) -> list[Documen
         )
         for i, text in enumerate(texts)
     ]
+
+
+def index_file(
+    engine: Engine,
+    embeddings: Embeddings,
+    user_id: uuid.UUID,
+    source_id: str,
+    documents: list[Document],
+    **options: Any,
+) -> IndexStats:
+    """`index_source` for a file source, as `ingest.files` calls it."""
+    return index_source(
+        engine=engine,
+        embeddings=embeddings,
+        user_id=user_id,
+        source_type="file",
+        source_id=source_id,
+        documents=documents,
+        **options,
+    )
 
 
 class FailingEmbeddings(HashEmbeddings):

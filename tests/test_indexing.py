@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from db.models import User
 from db.scoped import user_scope
-from ingest.indexing import IndexStats, delete_source, index_source
+from ingest.indexing import IndexStats, delete_source
 from ingest.records import PgRecordManager
 from retrieval.store import ChunkStore
 from tests.fakes import HashEmbeddings
@@ -18,6 +18,7 @@ from tests.ingest_fixtures import (
     chunk_snapshot,
     chunk_texts,
     file_documents,
+    index_file,
     record_snapshot,
 )
 
@@ -35,13 +36,12 @@ def test_first_index_adds_every_chunk_with_columns_and_metadata(
     engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
 ) -> None:
     alice = make_user("alice")
-    stats = index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V1, page=2),
+    stats = index_file(
+        engine,
+        fake_embeddings,
+        alice.id,
+        "camelids.txt",
+        file_documents("camelids.txt", *V1, page=2),
         source_url="kb://files/camelids.txt",
     )
     assert stats == IndexStats(added=3, updated=0, skipped=0, deleted=0)
@@ -63,25 +63,11 @@ def test_reindexing_unchanged_source_writes_nothing_and_embeds_nothing(
 ) -> None:
     alice = make_user("alice")
     docs = file_documents("camelids.txt", *V1)
-    index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=docs,
-    )
+    index_file(engine, fake_embeddings, alice.id, "camelids.txt", docs)
     chunks_before = chunk_snapshot(engine)
     calls_before = fake_embeddings.calls
 
-    stats = index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=docs,
-    )
+    stats = index_file(engine, fake_embeddings, alice.id, "camelids.txt", docs)
 
     assert stats == IndexStats(added=0, updated=0, skipped=3, deleted=0)
     assert fake_embeddings.calls == calls_before
@@ -93,23 +79,11 @@ def test_changed_source_replaces_exactly_its_old_chunks(
 ) -> None:
     alice = make_user("alice")
     for source in ("camelids.txt", "other.txt"):
-        index_source(
-            engine=engine,
-            embeddings=fake_embeddings,
-            user_id=alice.id,
-            source_type="file",
-            source_id=source,
-            documents=file_documents(source, *V1),
-        )
+        index_file(engine, fake_embeddings, alice.id, source, file_documents(source, *V1))
     other_before = [r for r in chunk_snapshot(engine) if r[2] == "other.txt"]
 
-    stats = index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V2),
+    stats = index_file(
+        engine, fake_embeddings, alice.id, "camelids.txt", file_documents("camelids.txt", *V2)
     )
 
     # The first chunk is identical (same text, index and metadata): kept, not re-embedded.
@@ -124,22 +98,10 @@ def test_empty_documents_delete_the_source(
     engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
 ) -> None:
     alice = make_user("alice")
-    index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V1),
+    index_file(
+        engine, fake_embeddings, alice.id, "camelids.txt", file_documents("camelids.txt", *V1)
     )
-    stats = index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=[],
-    )
+    stats = index_file(engine, fake_embeddings, alice.id, "camelids.txt", [])
     assert stats.deleted == 3
     assert chunk_snapshot(engine) == [] and record_snapshot(engine) == []
 
@@ -149,14 +111,7 @@ def test_deleting_a_source_removes_its_chunks_and_records_only(
 ) -> None:
     alice = make_user("alice")
     for source in ("camelids.txt", "other.txt"):
-        index_source(
-            engine=engine,
-            embeddings=fake_embeddings,
-            user_id=alice.id,
-            source_type="file",
-            source_id=source,
-            documents=file_documents(source, *V1),
-        )
+        index_file(engine, fake_embeddings, alice.id, source, file_documents(source, *V1))
 
     removed = delete_source(engine=engine, user_id=alice.id, source_id="camelids.txt")
 
@@ -170,25 +125,19 @@ def test_failure_mid_source_leaves_previous_version_intact_and_searchable(
     engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
 ) -> None:
     alice = make_user("alice")
-    index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V1),
+    index_file(
+        engine, fake_embeddings, alice.id, "camelids.txt", file_documents("camelids.txt", *V1)
     )
     chunks_before, records_before = chunk_snapshot(engine), record_snapshot(engine)
     new_version = file_documents("camelids.txt", *[f"Rewritten paragraph {i}." for i in range(5)])
 
     with pytest.raises(RuntimeError, match="went away"):
-        index_source(
-            engine=engine,
-            embeddings=FailingEmbeddings(fail_on_call=2),
-            user_id=alice.id,
-            source_type="file",
-            source_id="camelids.txt",
-            documents=new_version,
+        index_file(
+            engine,
+            FailingEmbeddings(fail_on_call=2),
+            alice.id,
+            "camelids.txt",
+            new_version,
             batch_size=2,
         )
 
@@ -205,15 +154,7 @@ def test_one_embedding_call_per_batch(
 ) -> None:
     alice = make_user("alice")
     docs = file_documents("many.txt", *[f"Paragraph number {i} about wool." for i in range(10)])
-    index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="many.txt",
-        documents=docs,
-        batch_size=4,
-    )
+    index_file(engine, fake_embeddings, alice.id, "many.txt", docs, batch_size=4)
     assert fake_embeddings.calls == 3
     assert fake_embeddings.texts_embedded == 10
 
@@ -222,32 +163,17 @@ def test_user_b_ingesting_the_same_file_never_touches_user_a(
     engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V1),
+    index_file(
+        engine, fake_embeddings, alice.id, "camelids.txt", file_documents("camelids.txt", *V1)
     )
     alice_chunks = chunk_snapshot(engine, alice.id)
     alice_records = record_snapshot(engine, alice.id)
 
-    first = index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=bob.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V1),
+    first = index_file(
+        engine, fake_embeddings, bob.id, "camelids.txt", file_documents("camelids.txt", *V1)
     )
-    changed = index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=bob.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V2),
+    changed = index_file(
+        engine, fake_embeddings, bob.id, "camelids.txt", file_documents("camelids.txt", *V2)
     )
     delete_source(engine=engine, user_id=bob.id, source_id="camelids.txt")
 
@@ -262,13 +188,8 @@ def test_record_manager_sees_only_its_users_namespace(
     engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=file_documents("camelids.txt", *V1),
+    index_file(
+        engine, fake_embeddings, alice.id, "camelids.txt", file_documents("camelids.txt", *V1)
     )
     alice_keys = [r[1] for r in record_snapshot(engine, alice.id)]
     with user_scope(engine, bob.id) as conn:
@@ -300,25 +221,11 @@ def test_chunks_deleted_behind_the_records_back_are_reembedded(
 ) -> None:
     alice = make_user("alice")
     docs = file_documents("camelids.txt", *V1)
-    index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=docs,
-    )
+    index_file(engine, fake_embeddings, alice.id, "camelids.txt", docs)
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM document_chunks")
 
-    stats = index_source(
-        engine=engine,
-        embeddings=fake_embeddings,
-        user_id=alice.id,
-        source_type="file",
-        source_id="camelids.txt",
-        documents=docs,
-    )
+    stats = index_file(engine, fake_embeddings, alice.id, "camelids.txt", docs)
 
     assert stats.added == 3
     assert chunk_texts(engine, alice.id, "camelids.txt") == list(V1)
