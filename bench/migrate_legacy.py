@@ -33,8 +33,8 @@ from qdrant_client import QdrantClient, models  # noqa: E402
 
 from db.embedded import start_embedded  # noqa: E402
 from db.engine import PoolConfig, make_engine  # noqa: E402
-from db.legacy import BatchDone, MigrationOptions, migrate_legacy  # noqa: E402
-from db.migrate import upgrade_to_head  # noqa: E402
+from db.schema import upgrade_to_head  # noqa: E402
+from ingest.legacy import BatchDone, MigrationOptions, migrate_legacy  # noqa: E402
 
 _WORDS = [
     "postgres",

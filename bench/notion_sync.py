@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from db.embedded import start_embedded  # noqa: E402
 from db.engine import PoolConfig, make_engine  # noqa: E402
-from db.migrate import upgrade_to_head  # noqa: E402
+from db.schema import upgrade_to_head  # noqa: E402
 from db.users import add_user  # noqa: E402
 from ingest.notion.report import SyncReport  # noqa: E402
 from ingest.notion.service import connect_notion, sync_notion  # noqa: E402

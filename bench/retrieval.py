@@ -45,15 +45,15 @@ import sqlalchemy as sa  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
+from retrieval.pgvector_store import close_user_stores  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from db.embedded import start_embedded  # noqa: E402
 from db.engine import PoolConfig, make_engine  # noqa: E402
-from db.migrate import upgrade_to_head  # noqa: E402
+from db.schema import upgrade_to_head  # noqa: E402
 from db.scoped import user_scope  # noqa: E402
 from db.users import add_user  # noqa: E402
-from retrieval.pgvector_store import close_user_stores  # noqa: E402
 from retrieval.retriever import search_documents  # noqa: E402
 from retrieval.search_sql import vector_literal  # noqa: E402
 

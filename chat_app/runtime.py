@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from chat_app.settings import Settings, load_settings
 from db.embedded import EmbeddedServer, start_embedded
 from db.engine import PoolConfig, check_connection, make_engine, normalize_url
-from db.migrate import check_schema, vector_dimension
+from db.schema import check_schema, vector_dimension
 
 __all__ = ["Runtime", "open_runtime", "resolve_database"]
 

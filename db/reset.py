@@ -10,7 +10,7 @@ from __future__ import annotations
 from psycopg import sql
 from sqlalchemy.engine import Engine
 
-from db.migrate import REQUIRED_TABLES, upgrade_to_head, vector_dimension
+from db.schema import REQUIRED_TABLES, upgrade_to_head, vector_dimension
 
 __all__ = ["reset_database"]
 

@@ -32,8 +32,8 @@ from sqlalchemy.engine import Connection, Engine
 from db import chunks as chunk_repo
 from db.models import DocumentChunk, IndexRecord
 from db.scoped import user_scope
-from ingest.records import PgRecordManager
-from retrieval.store import ChunkStore
+from ingest.chunk_writer import ChunkStore
+from ingest.record_manager import PgRecordManager
 
 __all__ = ["IndexStats", "delete_source", "group_id_for", "index_source", "stored_file_hashes"]
 

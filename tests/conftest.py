@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from db.engine import PoolConfig, make_engine
-from db.migrate import upgrade_to_head
 from db.models import User
+from db.schema import upgrade_to_head
 from db.users import add_user
 from tests.fakes import HashEmbeddings
 

@@ -9,9 +9,9 @@ from sqlalchemy.engine import Engine
 
 from db.models import User
 from db.scoped import user_scope
+from ingest.chunk_writer import ChunkStore
 from ingest.indexing import IndexStats, delete_source
-from ingest.records import PgRecordManager
-from retrieval.store import ChunkStore
+from ingest.record_manager import PgRecordManager
 from tests.fakes import HashEmbeddings
 from tests.ingest_fixtures import (
     FailingEmbeddings,

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from langchain_core.embeddings import Embeddings
 from langchain_postgres.v2.vectorstores import PGVectorStore
+from retrieval.pgvector_store import close_user_stores, ef_search_for, user_vector_store
 from sqlalchemy.engine import Engine
 
 from db.engine import PoolConfig, make_engine
 from db.scoped import rls_enforced
 from retrieval import pgvector_store
-from retrieval.pgvector_store import close_user_stores, ef_search_for, user_vector_store
 from retrieval.retriever import search_documents
 from tests.retrieval_fixtures import add_passages
 

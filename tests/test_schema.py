@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from db.engine import PoolConfig, make_engine
-from db.migrate import (
+from db.schema import (
     REQUIRED_TABLES,
     check_schema,
     current_revision,

@@ -9,7 +9,7 @@ import typer
 
 from chat_app.cli.context import runtime
 from chat_app.cli.output import console
-from db import tools
+from db import pg_client
 from db.engine import mask_url
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ def shell() -> None:
     # psql runs while this process holds the embedded server open (not exec: the
     # server would stop when our handle is released, or never stop if exec skipped it).
     with runtime(require_schema=False) as rt:
-        command, env = tools.client_command("psql", rt.database_url)
+        command, env = pg_client.client_command("psql", rt.database_url)
         code = subprocess.call(command, env=env)
     raise typer.Exit(code)
 
@@ -41,7 +41,7 @@ def shell() -> None:
 def backup(file: Path = typer.Argument(..., help="Where to write the dump.")) -> None:
     """Dump the whole database (users, chats, vectors, sync state) to FILE."""
     with runtime(require_schema=False) as rt:
-        tools.backup(rt.database_url, file)
+        pg_client.backup(rt.database_url, file)
     console.print(f"Backed up to {file} ({file.stat().st_size:,} bytes).")
 
 
@@ -54,7 +54,7 @@ def restore(
     if not yes:
         typer.confirm("This replaces every table in the database. Continue?", abort=True)
     with runtime(require_schema=False) as rt:
-        tools.restore(rt.database_url, file)
+        pg_client.restore(rt.database_url, file)
     console.print(f"Restored from {file}.")
 
 

@@ -14,7 +14,7 @@ from chat_app.cli.output import console, err_console
 from db.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from db.legacy import BatchDone, MigrationReport
+    from ingest.legacy import BatchDone, MigrationReport
 
 #: Exit code when the migration ran but its verification failed.
 EXIT_VERIFICATION_FAILED = 3
@@ -48,7 +48,7 @@ def migrate(
     Exit codes: 0 verified, 1 error, 3 migrated but verification failed.
     Roll back with `kb db reset --yes` (or `kb db restore` of a backup taken before).
     """
-    from db.legacy import MigrationOptions, migrate_legacy
+    from ingest.legacy import MigrationOptions, migrate_legacy
 
     if qdrant_url and qdrant_path:
         raise InvalidInput(

@@ -24,8 +24,8 @@ from chat_app.cli.output import console
 from chat_app.runtime import Runtime, open_runtime
 from chat_app.settings import Settings, load_settings
 from db.errors import SchemaOutOfDate
-from db.migrate import check_schema
 from db.models import User
+from db.schema import check_schema
 from db.users import add_user
 
 __all__ = [
@@ -74,7 +74,7 @@ def ensure_schema(rt: Runtime) -> None:
     except SchemaOutOfDate:
         if rt.embedded is None:
             raise
-    from db.setup import run_setup
+    from db.setup_checks import run_setup
     from retrieval.embeddings import model_dimension
 
     console.print("Preparing the embedded database (first run)…")

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from chat_app.cli.context import runtime
 from chat_app.cli.output import console
-from db.setup import SetupReport, diagnose, run_setup
+from db.setup_checks import SetupReport, diagnose, run_setup
 
 
 def _print(report: SetupReport, title: str) -> None:

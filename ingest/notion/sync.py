@@ -30,9 +30,9 @@ from db.scoped import user_scope
 from ingest.indexing import delete_source, index_source
 from ingest.notion.blocks import page_title, properties_lines, render_page
 from ingest.notion.client import NotionClient
-from ingest.notion.enumerate import Children, Walker, WalkOutcome, parent_container
 from ingest.notion.errors import NotionAuthError, NotionSyncRunning
 from ingest.notion.report import SyncProgress, SyncReport
+from ingest.notion.walk import Children, Walker, WalkOutcome, parent_container
 from ingest.splitting import split_documents
 
 __all__ = ["SOURCE_TYPE", "SyncOptions", "run_sync"]

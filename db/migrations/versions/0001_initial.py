@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-24
 
-The vector dimension comes from the embedding model: `db.migrate.upgrade_to_head`
+The vector dimension comes from the embedding model: `db.schema.upgrade_to_head`
 passes it as `config.attributes["embedding_dimension"]` (default 384).
 """
 

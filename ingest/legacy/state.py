@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
-from db.legacy.qdrant_source import DEFAULT_COLLECTION
-from db.legacy.report import MigrationReport
-from db.legacy.target import Target
+from ingest.legacy.qdrant_source import DEFAULT_COLLECTION
+from ingest.legacy.report import MigrationReport
+from ingest.legacy.target import Target
 
 __all__ = ["BatchDone", "MigrationOptions", "RunState", "SessionRef", "UserRef", "batched"]
 

@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from db.chunks import ChunkRow, insert_chunks
 from db.errors import InvalidInput
-from db.legacy import (
+from db.models import User
+from db.reset import reset_database
+from db.schema import current_revision, head_revision
+from db.scoped import user_scope
+from db.users import authenticate, get_user
+from ingest.legacy import (
     BatchDone,
     LegacySourceError,
     MigrationOptions,
@@ -25,13 +30,8 @@ from db.legacy import (
     mapping,
     migrate_legacy,
 )
-from db.legacy.coerce import parse_timestamp
-from db.legacy.hnsw import INDEX_NAME
-from db.migrate import current_revision, head_revision
-from db.models import User
-from db.reset import reset_database
-from db.scoped import user_scope
-from db.users import authenticate, get_user
+from ingest.legacy.coerce import parse_timestamp
+from ingest.legacy.hnsw import INDEX_NAME
 from tests.fakes import HashEmbeddings
 from tests.legacy_factory import COLLECTION, LegacyFixture, build_legacy
 

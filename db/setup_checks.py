@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from db.engine import check_connection
 from db.errors import ExtensionMissing, KbError
-from db.migrate import current_revision, head_revision, upgrade_to_head, vector_dimension
+from db.schema import current_revision, head_revision, upgrade_to_head, vector_dimension
 from db.scoped import rls_enforced
 
 __all__ = [

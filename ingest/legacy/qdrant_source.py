@@ -13,7 +13,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from db.legacy.sqlite_source import LegacySourceError
+from ingest.legacy.sqlite_source import LegacySourceError
 
 __all__ = ["DEFAULT_COLLECTION", "LegacyPoint", "LegacyQdrant"]
 

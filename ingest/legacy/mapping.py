@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from db.legacy.coerce import InvalidJson
+from ingest.legacy.coerce import InvalidJson
 
 __all__ = [
     "LEGACY_NAMESPACE",

@@ -16,16 +16,16 @@ from langchain_core.embeddings import Embeddings
 from sqlalchemy.engine import Engine
 
 from db.errors import SchemaOutOfDate
-from db.legacy.accounts import migrate_users
-from db.legacy.conversations import migrate_messages, migrate_sessions
-from db.legacy.qdrant_source import LegacyQdrant
-from db.legacy.records import migrate_notion, migrate_usage
-from db.legacy.report import MigrationReport, check_neighbours, check_vectors
-from db.legacy.sqlite_source import LegacySqlite
-from db.legacy.state import BatchDone, MigrationOptions, RunState
-from db.legacy.target import Target
-from db.legacy.vectors import migrate_chunks
-from db.migrate import vector_dimension
+from db.schema import vector_dimension
+from ingest.legacy.accounts import migrate_users
+from ingest.legacy.conversations import migrate_messages, migrate_sessions
+from ingest.legacy.qdrant_source import LegacyQdrant
+from ingest.legacy.records import migrate_notion, migrate_usage
+from ingest.legacy.report import MigrationReport, check_neighbours, check_vectors
+from ingest.legacy.sqlite_source import LegacySqlite
+from ingest.legacy.state import BatchDone, MigrationOptions, RunState
+from ingest.legacy.target import Target
+from ingest.legacy.vectors import migrate_chunks
 
 __all__ = ["BatchDone", "MigrationOptions", "migrate_legacy"]
 

@@ -5,7 +5,7 @@ The split over `document_chunks`:
 - reads (the retriever's vector list, used by mode "vector" and as the dense half of
   "hybrid") go through langchain-postgres's `PGVectorStore` on a custom-table
   mapping (`chunk_id`, `text`, `embedding`, `metadata` + the source columns);
-- writes go through `retrieval.store.ChunkStore`, because `PGVectorStore` opens and
+- writes go through `ingest.chunk_writer.ChunkStore`, because `PGVectorStore` opens and
   commits its own connections row by row: it can neither join the per-file
   transaction that makes indexing all-or-nothing nor write in batches.
 
@@ -79,7 +79,7 @@ class _QueryVectorsOnly(Embeddings):
         raise RuntimeError("the per-user PGVectorStore searches by vector only")
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        raise RuntimeError("writes go through retrieval.store.ChunkStore")
+        raise RuntimeError("writes go through ingest.chunk_writer.ChunkStore")
 
 
 @dataclass(frozen=True)

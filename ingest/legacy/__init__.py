@@ -3,9 +3,9 @@
 Layout and rules: docs/legacy-schema.md. Entry point: `migrate_legacy`.
 """
 
-from db.legacy.migrate import BatchDone, MigrationOptions, migrate_legacy
-from db.legacy.report import MigrationReport, NeighbourCheck, RowIssue, TableReport, VectorCheck
-from db.legacy.sqlite_source import LegacySourceError
+from ingest.legacy.migrate import BatchDone, MigrationOptions, migrate_legacy
+from ingest.legacy.report import MigrationReport, NeighbourCheck, RowIssue, TableReport, VectorCheck
+from ingest.legacy.sqlite_source import LegacySourceError
 
 __all__ = [
     "BatchDone",

@@ -17,12 +17,18 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from db.legacy import mapping
-from db.legacy.coerce import chainlit_timestamp, parse_int, parse_json, parse_text, parse_timestamp
-from db.legacy.report import TableReport
-from db.legacy.sqlite_source import LegacySqlite
-from db.legacy.state import RunState, SessionRef, batched
 from db.models import Step, Thread
+from ingest.legacy import mapping
+from ingest.legacy.coerce import (
+    chainlit_timestamp,
+    parse_int,
+    parse_json,
+    parse_text,
+    parse_timestamp,
+)
+from ingest.legacy.report import TableReport
+from ingest.legacy.sqlite_source import LegacySqlite
+from ingest.legacy.state import RunState, SessionRef, batched
 
 __all__ = ["migrate_messages", "migrate_sessions"]
 

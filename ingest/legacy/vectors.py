@@ -22,13 +22,13 @@ from sqlalchemy.engine import Connection
 
 from db.chunks import ChunkRow, insert_chunks
 from db.errors import InvalidInput
-from db.legacy.coerce import parse_int, parse_json, parse_text
-from db.legacy.hnsw import defer_index, restore_index
-from db.legacy.mapping import chunk_id_of
-from db.legacy.qdrant_source import LegacyPoint, LegacyQdrant
-from db.legacy.report import SampledChunk, TableReport
-from db.legacy.state import RunState, UserRef
 from db.models import DocumentChunk
+from ingest.legacy.coerce import parse_int, parse_json, parse_text
+from ingest.legacy.hnsw import defer_index, restore_index
+from ingest.legacy.mapping import chunk_id_of
+from ingest.legacy.qdrant_source import LegacyPoint, LegacyQdrant
+from ingest.legacy.report import SampledChunk, TableReport
+from ingest.legacy.state import RunState, UserRef
 
 __all__ = ["ChunkPhase", "migrate_chunks"]
 

@@ -14,7 +14,7 @@ import time
 
 import sqlalchemy as sa
 
-from db.legacy.target import Target
+from ingest.legacy.target import Target
 
 __all__ = ["INDEX_NAME", "defer_index", "restore_index"]
 

@@ -18,10 +18,10 @@ import numpy as np
 import sqlalchemy as sa
 from langchain_core.embeddings import Embeddings
 
-from db.legacy.mapping import chunk_id_of
-from db.legacy.qdrant_source import LegacyQdrant
-from db.legacy.target import Target
 from db.models import DocumentChunk
+from ingest.legacy.mapping import chunk_id_of
+from ingest.legacy.qdrant_source import LegacyQdrant
+from ingest.legacy.target import Target
 
 __all__ = [
     "MigrationReport",
