@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
+from pgvector.sqlalchemy import Vector
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -87,21 +88,25 @@ def vector_self_test(engine: Engine, *, dimension: int) -> str:
         distance = conn.execute(sa.text("SELECT '[1,2,3]'::vector <-> '[1,2,4]'::vector")).scalar()
         if distance is None or abs(float(distance) - 1.0) > 1e-6:
             raise KbError(f"pgvector self-test failed: expected distance 1, got {distance}.")
-        conn.execute(
-            sa.text(f"CREATE TEMP TABLE kb_selftest (id int, v vector({dimension})) ON COMMIT DROP")
+        table = sa.Table(
+            "kb_selftest",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer),
+            sa.Column("v", Vector(dimension)),
+            prefixes=["TEMPORARY"],
+            postgresql_on_commit="DROP",
         )
-        base = [0.0] * dimension
-        rows = []
+        table.create(conn)
+        unit_vectors = []
         for i in range(3):
-            v = list(base)
+            v = [0.0] * dimension
             v[i] = 1.0
-            rows.append({"id": i, "v": "[" + ",".join(map(str, v)) + "]"})
-        conn.execute(sa.text("INSERT INTO kb_selftest VALUES (:id, CAST(:v AS vector))"), rows)
-        query = list(base)
+            unit_vectors.append({"id": i, "v": v})
+        conn.execute(table.insert(), unit_vectors)
+        query = [0.0] * dimension
         query[1] = 1.0
         nearest = conn.execute(
-            sa.text("SELECT id FROM kb_selftest ORDER BY v <=> CAST(:q AS vector) LIMIT 1"),
-            {"q": "[" + ",".join(map(str, query)) + "]"},
+            sa.select(table.c.id).order_by(table.c.v.cosine_distance(query)).limit(1)
         ).scalar()
         trans.rollback()
     if nearest != 1:

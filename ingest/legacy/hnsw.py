@@ -49,7 +49,7 @@ def defer_index(target: Target, *, points: int, threshold: int) -> str | None:
         # The owner sees every user's rows here: only an empty table is bulk-loaded.
         if conn.execute(sa.text("SELECT EXISTS (SELECT 1 FROM document_chunks)")).scalar():
             return None
-        conn.execute(sa.text(f'DROP INDEX IF EXISTS "{INDEX_NAME}"'))
+        conn.execute(sa.schema.DropIndex(sa.Index(INDEX_NAME), if_exists=True))
     return definition
 
 
@@ -58,6 +58,9 @@ def restore_index(target: Target, definition: str) -> float:
     started = time.perf_counter()
     if _definition(target) is None:
         with target.unscoped() as conn:
-            conn.execute(sa.text(f"SET LOCAL maintenance_work_mem = '{_BUILD_MEMORY}'"))
+            conn.execute(
+                sa.text("SELECT set_config('maintenance_work_mem', :memory, true)"),
+                {"memory": _BUILD_MEMORY},
+            )
             conn.execute(sa.text(definition))
     return time.perf_counter() - started
