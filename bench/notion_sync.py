@@ -34,6 +34,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 from langchain_core.embeddings import Embeddings  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from db.embedded import start_embedded  # noqa: E402
@@ -41,7 +42,7 @@ from db.engine import PoolConfig, make_engine  # noqa: E402
 from db.schema import upgrade_to_head  # noqa: E402
 from db.users import add_user  # noqa: E402
 from ingest.notion.report import SyncReport  # noqa: E402
-from ingest.notion.service import connect_notion, sync_notion  # noqa: E402
+from ingest.notion.service import NotionOptions, connect_notion, sync_notion  # noqa: E402
 from tests.fake_notion import FakeNotion, Workspace  # noqa: E402
 from tests.fake_notion import builders as b  # noqa: E402
 from tests.fakes import HashEmbeddings  # noqa: E402
@@ -127,7 +128,7 @@ def build_workspace(pages: int, seed: int = 7) -> tuple[Workspace, list[str]]:
 
 
 def timed_sync(
-    fake: FakeNotion, engine: object, embeddings: Counting, user_id: uuid.UUID
+    fake: FakeNotion, engine: Engine, embeddings: Counting, user_id: uuid.UUID
 ) -> tuple[SyncReport, float, int, int]:
     fake.reset_requests()
     calls = embeddings.calls
@@ -135,10 +136,8 @@ def timed_sync(
     report = sync_notion(
         engine=engine,
         embeddings=embeddings,
-        user_id=user_id,  # type: ignore[arg-type]
-        secret_key=SECRET,
-        base_url=fake.url,
-        requests_per_second=0,
+        user_id=user_id,
+        options=NotionOptions(secret_key=SECRET, base_url=fake.url, requests_per_second=0),
     )
     seconds = time.perf_counter() - start
     assert report.status == "success", report.errors
@@ -184,8 +183,7 @@ def main() -> None:
                     engine=engine,
                     user_id=user_id,
                     token=ws.token,
-                    secret_key=SECRET,
-                    base_url=fake.url,
+                    options=NotionOptions(secret_key=SECRET, base_url=fake.url),
                 )
                 full, full_s, full_req, full_calls = timed_sync(fake, engine, embeddings, user_id)
                 full_counts = fake.counts()

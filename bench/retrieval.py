@@ -8,12 +8,12 @@ loads synthetic clustered 384-d vectors (with short texts drawn from per-cluster
 vocabularies, so keyword search has work to do) by binary COPY as the owner, then
 builds the HNSW index with maintenance_work_mem=1GB. Prints, measured in this run:
 
-- p50/p95 latency of `search_documents` per mode with the query vector given
-  ("SQL only": the dense list through langchain-postgres's `PGVectorStore` on the
-  user's scoped engine, the keyword list in a user-scoped transaction, + Python),
-  and with the real query embedding (all-MiniLM-L6-v2) in front;
+- p50/p95 latency of `Retriever.search` per mode with the query vector given
+  ("SQL only": the dense list through langchain-postgres's `PGVectorStore` and the
+  keyword list, both on the read engine whose connections are scoped at checkout,
+  + Python), and with the real query embedding (all-MiniLM-L6-v2) in front;
 - recall@10 of the per-user filtered HNSW search (the app's: `PGVectorStore` with
-  the iterative scan set in the scoped connections' startup options) against exact
+  the iterative scan set when the scoped connection is checked out) against exact
   search over the same user's vectors, and of the same query without the iterative
   scan (why the app turns it on);
 - the plan of the filtered vector query, to show that the HNSW index is what answered.
@@ -24,13 +24,14 @@ Targets: recall@10 >= 0.95, SQL-only p95 < 50 ms.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -45,17 +46,17 @@ import sqlalchemy as sa  # noqa: E402
 from langchain_core.embeddings import Embeddings  # noqa: E402
 from pgvector.psycopg import register_vector  # noqa: E402
 from psycopg.types.json import Jsonb  # noqa: E402
-from retrieval.pgvector_store import close_user_stores  # noqa: E402
 from sqlalchemy.engine import Engine, make_url  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from db.embedded import start_embedded  # noqa: E402
 from db.engine import PoolConfig, make_engine  # noqa: E402
 from db.schema import upgrade_to_head  # noqa: E402
-from db.scoped import user_scope  # noqa: E402
+from db.scoped import make_read_engine, user_scope  # noqa: E402
 from db.users import add_user  # noqa: E402
-from retrieval.retriever import search_documents  # noqa: E402
-from retrieval.search_sql import vector_literal  # noqa: E402
+from retrieval.keyword import vector_literal  # noqa: E402
+from retrieval.retriever import Retriever  # noqa: E402
 
 DIM = 384
 CLUSTERS = 500
@@ -144,13 +145,13 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def timed(calls: Sequence[Callable[[], object]]) -> list[float]:
+async def timed(calls: Sequence[Callable[[], Awaitable[object]]]) -> list[float]:
     for call in calls[:5]:  # warm the pool, the caches and the plans
-        call()
+        await call()
     times = []
     for call in calls:
         started = time.perf_counter()
-        call()
+        await call()
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -212,24 +213,22 @@ def main() -> None:
             print(f"Generating {args.chunks:,} clustered {DIM}-d vectors for {args.users} users")
             centres, _, vectors, texts = make_data(args.chunks, rng)
             load(server.url, user_ids, vectors, texts)
-            run(engine, user_ids, centres, vectors, args, rng)
+            asyncio.run(run(engine, server.url, user_ids, centres, vectors, args, rng))
         finally:
             engine.dispose()
             server.stop()
-        # The engine_disposed hook closed them: none is left to hold the server open.
-        print(f"Per-user PGVectorStore engines left after dispose: {close_user_stores()}")
     print(f"\nWhole bench: {time.perf_counter() - total:.0f} s")
 
 
-def run(
+async def run(
     engine: Engine,
+    url: str,
     user_ids: list[uuid.UUID],
     centres: np.ndarray,
     vectors: np.ndarray,
     args: argparse.Namespace,
     rng: np.random.Generator,
 ) -> None:
-    k = args.k
     given = GivenVectors()
     queries: list[tuple[uuid.UUID, str, np.ndarray]] = []
     for i in range(args.queries):
@@ -243,15 +242,36 @@ def run(
     print("\nPlan of the filtered vector query:")
     print(vector_plan(engine, queries[0][0], queries[0][2]))
 
-    def search(user_id: uuid.UUID, text: str, mode: str, emb: Embeddings) -> list[str]:
-        found = search_documents(text, user_id, k, engine=engine, embeddings=emb, mode=mode)
+    read_engine = make_read_engine(url, PoolConfig(pool_size=4, max_overflow=0))
+    try:
+        await measure(engine, read_engine, user_ids, vectors, queries, given, args, rng)
+    finally:
+        await read_engine.dispose()
+
+
+async def measure(
+    engine: Engine,
+    read_engine: AsyncEngine,
+    user_ids: list[uuid.UUID],
+    vectors: np.ndarray,
+    queries: list[tuple[uuid.UUID, str, np.ndarray]],
+    given: GivenVectors,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> None:
+    k = args.k
+    retrievers: dict[int, Retriever] = {}
+
+    async def search(user_id: uuid.UUID, text: str, mode: str, emb: Embeddings) -> list[str]:
+        retriever = retrievers.setdefault(id(emb), Retriever(engine=read_engine, embeddings=emb))
+        found = await retriever.search(text, user_id=user_id, k=k, mode=mode)
         return [p.chunk_id for p in found]
 
-    print(f"\nLatency of search_documents, k={k} (ms):")
+    print(f"\nLatency of Retriever.search, k={k} (ms):")
     print(f"  {'mode':<8} {'input':<22} {'n':>4} {'p50':>8} {'p95':>8}")
     sql_p95: dict[str, float] = {}
     for mode in ("vector", "keyword", "hybrid"):
-        times = timed([partial(search, u, t, mode, given) for u, t, _ in queries])
+        times = await timed([partial(search, u, t, mode, given) for u, t, _ in queries])
         sql_p95[mode] = percentile(times, 0.95)
         print(
             f"  {mode:<8} {'query vector (SQL)':<22} {len(times):>4} "
@@ -269,13 +289,13 @@ def run(
     model.embed_query("warm up")
     # The model alone, in the same run: the CPU is shared, so read the rows below
     # against this one.
-    times = timed([partial(model.embed_query, t) for t in sentences])
+    times = await timed([partial(asyncio.to_thread, model.embed_query, t) for t in sentences])
     print(
         f"  {'(none)':<8} {'embedding only':<22} {len(times):>4} "
         f"{percentile(times, 0.5):>8.1f} {percentile(times, 0.95):>8.1f}"
     )
     for mode in ("vector", "keyword", "hybrid"):
-        times = timed(
+        times = await timed(
             [
                 partial(search, user_ids[i % len(user_ids)], t, mode, model)
                 for i, t in enumerate(sentences)
@@ -291,7 +311,7 @@ def run(
     for user_id, text, vector in queries:
         mine = np.flatnonzero(owners == user_ids.index(user_id))
         exact = {f"bench-{i}" for i in mine[np.argsort(-(vectors[mine] @ vector))[:k]]}
-        recalls.append(len(exact & set(search(user_id, text, "vector", given))) / k)
+        recalls.append(len(exact & set(await search(user_id, text, "vector", given))) / k)
         plain = recall_without_iterative_scan(engine, user_id, vector, k)
         recalls_plain.append(len(exact & set(plain)) / k)
     print(

@@ -1,26 +1,26 @@
 """The Chainlit app: wires Chainlit's callbacks to the handlers (run with `kb serve`).
 
-Nothing heavy happens at import: the database, embeddings and chain are built on
-first use by `chat_app.services.get_services()` from the environment `kb serve`
-passes down.
+Nothing heavy happens at import. The app's one `Services` (the composition root) is
+opened from the environment `kb serve` passes down when Chainlit starts the app, and
+every callback hands it to the handler it calls; shutdown closes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
+import uuid
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 import chainlit as cl
 from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from chainlit.oauth_providers import get_configured_oauth_providers
 from chainlit.server import app as server_app
 from chainlit.types import ThreadDict
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_app import auth
-from chat_app.datalayer import build_data_layer, build_storage_engine
+from chat_app.datalayer import build_data_layer
 from chat_app.handlers import notion
 from chat_app.handlers.ask import ANSWER_KIND, answer_question
 from chat_app.handlers.citations import strip_footer
@@ -34,7 +34,7 @@ from chat_app.handlers.session import (
 )
 from chat_app.handlers.sources import forget_source, show_sources
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
-from chat_app.services import Services, close_services, get_services
+from chat_app.services import Services, open_services
 from chat_app.storage import install_file_route
 from db.errors import KbError
 
@@ -42,30 +42,54 @@ log = logging.getLogger("kb.app")
 # Alembic announces its plugins and migration context at INFO on every schema check,
 # and Chainlit shows INFO: keep only Alembic's warnings in the server log.
 logging.getLogger("alembic").setLevel(logging.WARNING)
-_data_layer: SQLAlchemyDataLayer | None = None
-_storage_engine: AsyncEngine | None = None
+
+
+class _App:
+    """The one `Services` of this process and Chainlit's data layer on it, opened on
+    first need (Chainlit may ask for the data layer before the start-up hook runs)."""
+
+    def __init__(self) -> None:
+        self._services: Services | None = None
+        self._data_layer: SQLAlchemyDataLayer | None = None
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            self._services = open_services()
+        return self._services
+
+    @property
+    def data_layer(self) -> SQLAlchemyDataLayer:
+        if self._data_layer is None:
+            services = self.services
+            self._data_layer = build_data_layer(
+                services.database_url, storage_engine=services.storage_engine
+            )
+        return self._data_layer
+
+    async def close(self) -> None:
+        if self._data_layer is not None:
+            await self._data_layer.engine.dispose()
+        if self._services is not None:
+            await self._services.aclose()
+            # Releases the embedded server's handle: the last process to let go stops it.
+            await asyncio.to_thread(self._services.close)
+        self._services = self._data_layer = None
+
+
+_app = _App()
 
 
 async def _services() -> Services:
-    return await asyncio.to_thread(get_services)
-
-
-def storage_engine() -> AsyncEngine:
-    global _storage_engine
-    if _storage_engine is None:
-        _storage_engine = build_storage_engine(get_services().database_url)
-    return _storage_engine
+    return await asyncio.to_thread(lambda: _app.services)
 
 
 @cl.data_layer
 def data_layer() -> SQLAlchemyDataLayer:
-    global _data_layer
-    if _data_layer is None:
-        _data_layer = build_data_layer(get_services().database_url, storage_engine=storage_engine())
-    return _data_layer
+    return _app.data_layer
 
 
-install_file_route(server_app, storage_engine)
+install_file_route(server_app, lambda: _app.services.storage_engine)
 
 
 @cl.on_app_startup
@@ -78,17 +102,26 @@ async def on_app_startup() -> None:
 
 @cl.on_app_shutdown
 async def on_app_shutdown() -> None:
-    if _data_layer is not None:
-        await _data_layer.engine.dispose()
-    if _storage_engine is not None:
-        await _storage_engine.dispose()
-    # Releases the embedded server's handle: the last process to let go stops it.
-    await asyncio.to_thread(close_services)
+    await _app.close()
 
 
-cl.password_auth_callback(auth.password_auth_callback)
+@cl.password_auth_callback
+async def password_auth_callback(username: str, password: str) -> cl.User | None:
+    return await auth.password_login((await _services()).engine, username, password)
+
+
+async def oauth_callback(
+    provider_id: str,
+    token: str,
+    raw_user_data: dict[str, Any],
+    default_user: cl.User,
+    id_token: str | None = None,
+) -> cl.User | None:
+    return await auth.oauth_login((await _services()).engine, provider_id, default_user)
+
+
 if get_configured_oauth_providers():  # e.g. OAUTH_GITHUB_CLIENT_ID/_SECRET are set
-    cl.oauth_callback(auth.oauth_callback)
+    cl.oauth_callback(oauth_callback)
 
 
 @cl.set_starters
@@ -116,10 +149,10 @@ async def on_settings_update(values: dict[str, Any]) -> None:
     cl.user_session.set("chat_settings", values)
 
 
-async def _guarded(handler: Callable[..., Awaitable[Any]], *args: Any) -> None:
+async def _guarded(work: Awaitable[object]) -> None:
     """Whatever fails, the chat carries on with a message saying what happened."""
     try:
-        await handler(*args)
+        await work
     except KbError as exc:
         await cl.Message(content=f"**{exc.message}**" + (f" {exc.hint}" if exc.hint else "")).send()
     except Exception:
@@ -131,7 +164,7 @@ async def _guarded(handler: Callable[..., Awaitable[Any]], *args: Any) -> None:
 
 @cl.on_message
 async def on_message(message: cl.Message) -> None:
-    await _guarded(_handle_message, message)
+    await _guarded(_handle_message(message))
 
 
 async def _handle_message(message: cl.Message) -> None:
@@ -165,9 +198,11 @@ async def _handle_message(message: cl.Message) -> None:
             await name_thread_after_question(services.engine, user_id, parsed.argument)
 
 
-async def _run_action(
-    handler: Callable[..., Awaitable[Any]],
-) -> None:
+class _ActionHandler(Protocol):
+    def __call__(self, *, services: Services, user_id: uuid.UUID) -> Awaitable[object]: ...
+
+
+async def _run_action(handler: _ActionHandler) -> None:
     """Chainlit runs action callbacks without the "working" state; show it, and always
     end it (an AskUserMessage inside leaves the task started)."""
     emitter = cl.context.emitter
@@ -177,7 +212,7 @@ async def _run_action(
         await handler(services=await _services(), user_id=current_user_id())
 
     try:
-        await _guarded(run)
+        await _guarded(run())
     finally:
         await emitter.task_end()
 

@@ -1,8 +1,8 @@
 """Password login against the `users` table (argon2 hashes; disabled users refused).
 
-Chainlit calls `password_auth_callback`; the check itself is a plain function of
-an engine so tests call it directly. OAuth is Chainlit's own: the app registers
-`oauth_callback` when a provider's environment variables are set; it admits
+The app registers Chainlit's callbacks with its engine; the checks are plain
+functions of an engine so tests call them directly. OAuth is Chainlit's own: the app
+registers `oauth_login` when a provider's environment variables are set; it admits
 existing, enabled accounts only.
 """
 
@@ -11,21 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
 
 import chainlit as cl
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from db.models import User
 from db.users import authenticate, get_user
 
-__all__ = [
-    "account_is_active",
-    "check_password",
-    "oauth_callback",
-    "password_auth_callback",
-    "user_id_of",
-]
+__all__ = ["active_account", "check_password", "oauth_login", "password_login", "user_id_of"]
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +35,31 @@ def check_password(engine: Engine, identifier: str, password: str) -> cl.User | 
             log.info("refused a password login")
             return None
         session.commit()  # keeps an upgraded (re-hashed) password
-        return cl.User(
-            identifier=user.identifier,
-            display_name=user.display_name or user.identifier,
-            metadata={
-                "kb_user_id": str(user.id),
-                "role": "admin" if user.is_admin else "user",
-                "provider": "credentials",
-            },
-        )
+        return _chainlit_user(user, "credentials")
 
 
-def account_is_active(engine: Engine, identifier: str) -> bool:
-    """An account with this login (or email) exists and is enabled.
+def active_account(engine: Engine, identifier: str, provider: str) -> cl.User | None:
+    """The Chainlit user of an existing, enabled account with this login (or email).
 
     OAuth and header logins need one: an administrator creates it first
     (`kb users add`), so a valid GitHub or Google account alone is not enough."""
     with Session(engine) as session:
         user = get_user(session=session, identifier=identifier)
-        return user is not None and user.is_active
+        if user is None or not user.is_active:
+            return None
+        return _chainlit_user(user, provider)
+
+
+def _chainlit_user(user: User, provider: str) -> cl.User:
+    return cl.User(
+        identifier=user.identifier,
+        display_name=user.display_name or user.identifier,
+        metadata={
+            "kb_user_id": str(user.id),
+            "role": "admin" if user.is_admin else "user",
+            "provider": provider,
+        },
+    )
 
 
 def user_id_of(user: cl.User | cl.PersistedUser | None) -> uuid.UUID:
@@ -72,38 +72,16 @@ def user_id_of(user: cl.User | cl.PersistedUser | None) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
-async def _engine() -> Engine:
-    from chat_app.services import get_services
-
-    return (await asyncio.to_thread(get_services)).engine
-
-
-async def password_auth_callback(username: str, password: str) -> cl.User | None:
-    return await asyncio.to_thread(check_password, await _engine(), username, password)
+async def password_login(engine: Engine, username: str, password: str) -> cl.User | None:
+    """Chainlit's password callback, given the app's engine."""
+    return await asyncio.to_thread(check_password, engine, username, password)
 
 
-async def oauth_callback(
-    provider_id: str,
-    token: str,
-    raw_user_data: dict[str, Any],
-    default_user: cl.User,
-    id_token: str | None = None,
-) -> cl.User | None:
-    """Active only when a provider is configured (OAUTH_GITHUB_CLIENT_ID...): the
-    provider's login must name an enabled account (matched by login or email)."""
+async def oauth_login(engine: Engine, provider_id: str, default_user: cl.User) -> cl.User | None:
+    """Chainlit's OAuth callback, given the app's engine: the provider's login must
+    name an enabled account (matched by login or email)."""
     identifier = default_user.identifier.strip().lower()
-    if not await asyncio.to_thread(account_is_active, await _engine(), identifier):
+    user = await asyncio.to_thread(active_account, engine, identifier, provider_id)
+    if user is None:
         log.info("refused an OAuth login from %s: no enabled account", provider_id)
-        return None
-    with Session(await _engine()) as session:
-        user = get_user(session=session, identifier=identifier)
-        assert user is not None
-        return cl.User(
-            identifier=user.identifier,
-            display_name=user.display_name or default_user.display_name or user.identifier,
-            metadata={
-                "kb_user_id": str(user.id),
-                "role": "admin" if user.is_admin else "user",
-                "provider": provider_id,
-            },
-        )
+    return user

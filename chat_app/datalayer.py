@@ -11,14 +11,9 @@ from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_app.storage import PostgresStorageClient
-from db.engine import PoolConfig, make_async_engine, normalize_url
+from db.engine import normalize_url
 
-__all__ = ["build_data_layer", "build_storage_engine"]
-
-
-def build_storage_engine(database_url: str) -> AsyncEngine:
-    """A small async pool for attachments (reads are per click, writes per element)."""
-    return make_async_engine(database_url, PoolConfig(pool_size=5, max_overflow=5))
+__all__ = ["build_data_layer"]
 
 
 def build_data_layer(database_url: str, *, storage_engine: AsyncEngine) -> SQLAlchemyDataLayer:

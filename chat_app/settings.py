@@ -9,12 +9,11 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-RetrievalMode = Literal["hybrid", "vector", "keyword"]
+from retrieval.passages import SearchMode
 
 
 class Settings(BaseSettings):
@@ -54,7 +53,7 @@ class Settings(BaseSettings):
     max_files_per_upload: int = 10
 
     # Retrieval
-    retrieval_mode: RetrievalMode = "hybrid"
+    retrieval_mode: SearchMode = "hybrid"
     top_k: int = 5
     score_threshold: float = Field(
         default=0.25,

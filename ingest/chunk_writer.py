@@ -1,8 +1,8 @@
-"""`ChunkStore`: a LangChain `VectorStore` over `document_chunks`, for one user: the WRITE side.
+"""`ChunkWriter`: a LangChain `VectorStore` over `document_chunks`, for one user: the WRITE side.
 
-The split over `document_chunks`: writes go through this store, reads (the
-retriever's dense list) through langchain-postgres's `PGVectorStore` in
-`retrieval/pgvector_store.py`, on per-user connections that start scoped.
+The split over `document_chunks`: writes go through this store, reads (every search)
+through langchain-postgres's `PGVectorStore` in `retrieval/dense.py`, on read-engine
+connections scoped at checkout.
 
 The store is bound to ONE SQLAlchemy `Connection` that the caller opened with
 `db.scoped.user_scope(engine, user_id)`: every write joins the caller's
@@ -18,9 +18,8 @@ multi-row INSERT through `db.chunks.insert_chunks` (COPY is refused on tables un
 row-level security). Searching needs no transaction, so there the library's store
 is used as it is.
 
-`similarity_search` is deliberately minimal (pure vector, the user's rows only) so
-this is a complete `VectorStore` (LangChain's indexing API takes one); the retriever
-in `retrieval/retriever.py` does the real searching.
+LangChain's indexing API takes a `VectorStore` but never searches it: the search
+methods refuse, pointing at `retrieval`, so there is one dense-search path.
 """
 
 from __future__ import annotations
@@ -37,9 +36,8 @@ from sqlalchemy.engine import Connection
 
 from db.chunks import ChunkRow, delete_chunks, insert_chunks
 from db.models import DocumentChunk
-from retrieval.search_sql import vector_search
 
-__all__ = ["COLUMN_METADATA_KEYS", "ChunkStore"]
+__all__ = ["COLUMN_METADATA_KEYS", "ChunkWriter"]
 
 # Metadata keys that also have their own column in `document_chunks`.
 COLUMN_METADATA_KEYS = ("source_type", "source_id", "source_url", "chunk_index")
@@ -47,7 +45,7 @@ COLUMN_METADATA_KEYS = ("source_type", "source_id", "source_url", "chunk_index")
 _table = cast("sa.Table", DocumentChunk.__table__)
 
 
-class ChunkStore(VectorStore):
+class ChunkWriter(VectorStore):
     """The chunks of one user, read and written on one user-scoped connection."""
 
     def __init__(
@@ -107,7 +105,7 @@ class ChunkStore(VectorStore):
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
         """Delete this user's chunks with these ids (others' ids are ignored)."""
         if ids is None:
-            raise ValueError("ChunkStore.delete needs explicit ids")
+            raise ValueError("ChunkWriter.delete needs explicit ids")
         delete_chunks(self.connection, user_id=self.user_id, chunk_ids=ids)
         return True
 
@@ -120,22 +118,9 @@ class ChunkStore(VectorStore):
         return [Document(id=r.chunk_id, page_content=r.text, metadata=r.metadata) for r in rows]
 
     def similarity_search(self, query: str, k: int = 4, **kwargs: Any) -> list[Document]:
-        return [doc for doc, _ in self.similarity_search_with_score(query, k, **kwargs)]
-
-    def similarity_search_with_score(
-        self, query: str, k: int = 4, **kwargs: Any
-    ) -> list[tuple[Document, float]]:
-        """The `k` nearest chunks of this user with their cosine similarity."""
-        hits = vector_search(
-            self.connection,
-            user_id=self.user_id,
-            query_vector=self._embeddings.embed_query(query),
-            limit=k,
+        raise NotImplementedError(
+            "ChunkWriter only writes; search with retrieval.retriever.Retriever"
         )
-        return [
-            (Document(id=h.chunk_id, page_content=h.text, metadata=h.metadata), h.score)
-            for h in hits
-        ]
 
     @classmethod
     def from_texts(
@@ -146,7 +131,7 @@ class ChunkStore(VectorStore):
         *,
         ids: list[str] | None = None,
         **kwargs: Any,
-    ) -> ChunkStore:
+    ) -> ChunkWriter:
         """Needs `connection=` (a user-scoped Connection) and `user_id=` keywords."""
         store = cls(
             connection=kwargs["connection"], embeddings=embedding, user_id=kwargs["user_id"]

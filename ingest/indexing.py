@@ -1,7 +1,7 @@
 """Incremental, all-or-nothing indexing of one source with LangChain's indexing API.
 
 `index_source` hands the chunks of one source (a file, a Notion page) to
-`langchain_core.indexing.index` with our `ChunkStore` and `PgRecordManager`, both
+`langchain_core.indexing.index` with our `ChunkWriter` and `PgRecordManager`, both
 bound to ONE `user_scope` transaction:
 
 - a chunk's key is the sha256 of its text and metadata (which include the user, the
@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from db import chunks as chunk_repo
 from db.models import DocumentChunk, IndexRecord
 from db.scoped import user_scope
-from ingest.chunk_writer import ChunkStore
+from ingest.chunk_writer import ChunkWriter
 from ingest.record_manager import PgRecordManager
 
 __all__ = ["IndexStats", "delete_source", "group_id_for", "index_source", "stored_file_hashes"]
@@ -91,7 +91,7 @@ def index_source(
             removed = _delete_in(connection, records, user_id, source_id, [source_type])
             return IndexStats(added=0, updated=0, skipped=0, deleted=removed)
         _forget_records_without_chunks(connection, records, group)
-        store = ChunkStore(
+        store = ChunkWriter(
             connection=connection, embeddings=embeddings, user_id=user_id, batch_size=batch_size
         )
         if progress is not None:

@@ -1,6 +1,6 @@
 """The answer chain: standalone question -> retrieve -> cited, streamed answer.
 
-The pipeline is one LCEL runnable over a dict (`build_answer_runnable`):
+`AnswerChain` builds the pipeline once, as one LCEL runnable over a dict:
 
     {question, history, user_id, mode, k}
       .assign(standalone=condense)   # a follow-up rewritten to stand alone
@@ -8,7 +8,7 @@ The pipeline is one LCEL runnable over a dict (`build_answer_runnable`):
       .assign(answer=answer)         # "don't know" | cited LLM answer | extractive quotes
 
 `AnswerChain.astream` streams that runnable (the "answer" key arrives token by
-token) and then builds the one final `Answer` with the sources the text actually
+token) and then builds the one final `Answer` with the passages the text actually
 cites, and writes the usage row: the UI needs both the tokens and the sources.
 """
 
@@ -18,12 +18,11 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import StrOutputParser
@@ -42,17 +41,11 @@ from db.scoped import user_scope
 from db.usage import log_usage
 from retrieval.extractive import extractive_answer, searched_without_model
 from retrieval.llm import LlmUnavailable, describe_model
+from retrieval.passages import Passage, SearchMode, check_mode
 from retrieval.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, DONT_KNOW, format_passages
-from retrieval.retriever import Passage, check_mode, search_documents
+from retrieval.retriever import Retriever
 
-__all__ = [
-    "Answer",
-    "AnswerChain",
-    "Source",
-    "build_answer_chain",
-    "build_answer_runnable",
-    "cited_numbers",
-]
+__all__ = ["Answer", "AnswerChain", "AnswerConfig", "Citation", "cited_numbers"]
 
 SNIPPET_CHARS = 300
 # "[1]", "[2][3]", "[1, 3]", "[1,2]"
@@ -63,23 +56,51 @@ _Step = TypeVar("_Step", bound=RunnableSerializable[Any, Any])
 
 
 @dataclass(frozen=True)
-class Source:
+class AnswerConfig:
+    """How questions are answered unless a request says otherwise."""
+
+    mode: SearchMode = "hybrid"
+    k: int = 5
+    # Minimum cosine similarity of the best passage; below it: "I don't know".
+    score_threshold: float = 0.25
+
+
+@dataclass(frozen=True)
+class Citation:
     """A passage cited in the answer; `number` is the [n] used in the text."""
 
     number: int
-    title: str
-    source_type: str
-    source_id: str
-    url: str | None
-    page: int | None
-    snippet: str
-    score: float
+    passage: Passage
+
+    @property
+    def title(self) -> str:
+        return self.passage.title or self.passage.source_id
+
+    @property
+    def source_type(self) -> str:
+        return self.passage.source_type
+
+    @property
+    def source_id(self) -> str:
+        return self.passage.source_id
+
+    @property
+    def url(self) -> str | None:
+        return self.passage.source_url
+
+    @property
+    def page(self) -> int | None:
+        return self.passage.page
+
+    @property
+    def snippet(self) -> str:
+        return snippet(self.passage.text)
 
 
 @dataclass(frozen=True)
 class Answer:
     text: str
-    sources: list[Source]
+    sources: list[Citation]
     standalone_question: str
     model: str | None  # None = extractive mode (no LLM configured)
 
@@ -100,19 +121,6 @@ def snippet(text: str, limit: int = SNIPPET_CHARS) -> str:
     if len(text) <= limit:
         return text
     return text[:limit].rsplit(" ", 1)[0] + " …"
-
-
-def _source(number: int, passage: Passage) -> Source:
-    return Source(
-        number=number,
-        title=passage.title or passage.source_id,
-        source_type=passage.source_type,
-        source_id=passage.source_id,
-        url=passage.source_url,
-        page=passage.page,
-        snippet=snippet(passage.text),
-        score=passage.score,
-    )
 
 
 # --- the steps; each takes the chain's dict (see the module docstring) -------------
@@ -157,86 +165,6 @@ def _named(runnable: _Step, name: str) -> _Step:
     return runnable
 
 
-def build_answer_runnable(
-    *,
-    engine: Engine,
-    embeddings: Embeddings,
-    llm: BaseChatModel | None,
-    default_mode: str = "hybrid",
-    default_k: int = 5,
-    score_threshold: float = 0.25,
-) -> Runnable[dict[str, Any], dict[str, Any]]:
-    """The whole pipeline as one runnable.
-
-    Input: `{"question", "user_id", "history" (messages, may be empty), "mode", "k"}`
-    (mode and k fall back to the defaults). Output: the input plus `standalone` (the
-    searched question), `passages` (the `Passage`s numbered [1].. in the prompt) and
-    `answer` (the text, streamed in pieces by `astream`).
-    """
-    default_mode = check_mode(default_mode)
-
-    def retrieve(inputs: dict[str, Any]) -> list[Passage]:
-        # Synchronous on purpose: under astream LangChain runs it in a worker thread.
-        return search_documents(
-            inputs["standalone"],
-            inputs["user_id"],
-            inputs.get("k") or default_k,
-            engine=engine,
-            embeddings=embeddings,
-            mode=inputs.get("mode") or default_mode,
-        )
-
-    def nothing_relevant(inputs: dict[str, Any]) -> bool:
-        """Nothing retrieved close enough to the question to answer from. Keyword mode
-        computes no similarity: a full-text match is its own evidence."""
-        passages: list[Passage] = inputs["passages"]
-        if not passages:
-            return True
-        similarities = [p.similarity for p in passages if p.similarity is not None]
-        return bool(similarities) and max(similarities) < score_threshold
-
-    def quotes(inputs: dict[str, Any]) -> Iterator[str]:
-        pieces = [(n, p.text) for n, p in _numbered(inputs)]
-        yield from extractive_answer(inputs["standalone"], pieces, embeddings=embeddings)
-
-    async def aquotes(inputs: dict[str, Any]) -> AsyncIterator[str]:
-        # Sentence embedding is CPU work: done in a thread, then streamed piece by piece.
-        for piece in await asyncio.to_thread(lambda: list(quotes(inputs))):
-            yield piece
-
-    if llm is None:
-        rewrite: Runnable[dict[str, Any], str] = RunnableLambda(
-            _with_previous_question, name="previous_question"
-        )
-        respond: Runnable[dict[str, Any], str] = RunnableLambda(
-            quotes, afunc=aquotes, name="extractive"
-        )
-    else:
-        rewrite = _named(
-            RunnablePassthrough.assign(rewritten=CONDENSE_PROMPT | llm | StrOutputParser())
-            | RunnableLambda(_rewrite_or_question),
-            "rewrite",
-        )
-        respond = (
-            RunnableLambda(_answer_prompt_inputs, name="numbered_passages")
-            | ANSWER_PROMPT
-            | llm.with_config(tags=[ANSWER_TAG])
-            | StrOutputParser()
-        )
-
-    condense = _named(RunnableBranch((_no_history, _question_as_is), rewrite), "condense")
-    answer = _named(
-        RunnableBranch((nothing_relevant, RunnableLambda(_dont_know, name="dont_know")), respond),
-        "answer",
-    )
-    chain = (
-        RunnablePassthrough.assign(standalone=condense)
-        .assign(passages=RunnableLambda(retrieve, name="retrieve"))
-        .assign(answer=answer)
-    )
-    return _named(chain, "kb_answer")
-
-
 class _ModelCalls(BaseCallbackHandler):
     """What the chat model did for one question: the answer's tokens, and whether a
     call failed (so its error, of whatever provider type, becomes `LlmUnavailable`)."""
@@ -264,33 +192,91 @@ class _ModelCalls(BaseCallbackHandler):
 
 
 class AnswerChain:
-    """Answers one user's questions from their documents; see `build_answer_chain`."""
+    """Answers a user's questions from their documents; `llm=None` answers extractively.
+
+    `runnable` is the whole pipeline as one LCEL runnable. Input: `{"question",
+    "user_id", "history" (messages, may be empty), "mode", "k"}` (mode and k fall back
+    to the config). Output: the input plus `standalone` (the searched question),
+    `passages` (the `Passage`s numbered [1].. in the prompt) and `answer` (the text,
+    streamed in pieces by `astream`). `engine` is where usage rows are written.
+    """
 
     def __init__(
         self,
         *,
+        retriever: Retriever,
         engine: Engine,
-        embeddings: Embeddings,
         llm: BaseChatModel | None,
-        default_mode: str = "hybrid",
-        default_k: int = 5,
-        score_threshold: float = 0.25,
+        config: AnswerConfig | None = None,
     ) -> None:
+        self.retriever = retriever
         self.engine = engine
-        self.embeddings = embeddings
         self.llm = llm
-        self.default_mode = check_mode(default_mode)
-        self.default_k = default_k
-        self.score_threshold = score_threshold
+        self.config = config or AnswerConfig()
+        check_mode(self.config.mode)
         self.model_name = describe_model(llm)
-        self.runnable = build_answer_runnable(
-            engine=engine,
-            embeddings=embeddings,
-            llm=llm,
-            default_mode=default_mode,
-            default_k=default_k,
-            score_threshold=score_threshold,
+        self.runnable = self._pipeline()
+
+    def _pipeline(self) -> Runnable[dict[str, Any], dict[str, Any]]:
+        config, llm, embeddings = self.config, self.llm, self.retriever.embeddings
+
+        async def retrieve(inputs: dict[str, Any]) -> list[Passage]:
+            return await self.retriever.search(
+                inputs["standalone"],
+                user_id=inputs["user_id"],
+                k=inputs.get("k") or config.k,
+                mode=inputs.get("mode") or config.mode,
+            )
+
+        def nothing_relevant(inputs: dict[str, Any]) -> bool:
+            """Nothing retrieved close enough to the question to answer from. Keyword
+            mode computes no similarity: a full-text match is its own evidence."""
+            passages: list[Passage] = inputs["passages"]
+            if not passages:
+                return True
+            similarities = [p.similarity for p in passages if p.similarity is not None]
+            return bool(similarities) and max(similarities) < config.score_threshold
+
+        def quotes(inputs: dict[str, Any]) -> list[str]:
+            pieces = [(n, p.text) for n, p in _numbered(inputs)]
+            return list(extractive_answer(inputs["standalone"], pieces, embeddings=embeddings))
+
+        async def aquotes(inputs: dict[str, Any]) -> AsyncIterator[str]:
+            # Sentence embedding is CPU work: done in a thread, then streamed piece by piece.
+            for piece in await asyncio.to_thread(quotes, inputs):
+                yield piece
+
+        if llm is None:
+            rewrite: Runnable[dict[str, Any], str] = RunnableLambda(
+                _with_previous_question, name="previous_question"
+            )
+            respond: Runnable[dict[str, Any], str] = RunnableLambda(aquotes, name="extractive")
+        else:
+            rewrite = _named(
+                RunnablePassthrough.assign(rewritten=CONDENSE_PROMPT | llm | StrOutputParser())
+                | RunnableLambda(_rewrite_or_question),
+                "rewrite",
+            )
+            respond = (
+                RunnableLambda(_answer_prompt_inputs, name="numbered_passages")
+                | ANSWER_PROMPT
+                | llm.with_config(tags=[ANSWER_TAG])
+                | StrOutputParser()
+            )
+
+        condense = _named(RunnableBranch((_no_history, _question_as_is), rewrite), "condense")
+        answer = _named(
+            RunnableBranch(
+                (nothing_relevant, RunnableLambda(_dont_know, name="dont_know")), respond
+            ),
+            "answer",
         )
+        chain = (
+            RunnablePassthrough.assign(standalone=condense)
+            .assign(passages=RunnableLambda(retrieve, name="retrieve"))
+            .assign(answer=answer)
+        )
+        return _named(chain, "kb_answer")
 
     async def astream(
         self,
@@ -302,8 +288,8 @@ class AnswerChain:
         k: int | None = None,
     ) -> AsyncIterator[str | Answer]:
         """Yield the answer's text as it streams, then one final `Answer`."""
-        mode = check_mode(mode or self.default_mode)
-        k = k or self.default_k
+        mode = check_mode(mode or self.config.mode)
+        k = k or self.config.k
         question = question.strip()
         inputs = {
             "question": question,
@@ -340,7 +326,7 @@ class AnswerChain:
         text = "".join(parts)
         by_number = dict(enumerate(passages, start=1))
         sources = [
-            _source(n, by_number[n])
+            Citation(n, by_number[n])
             for n in cited_numbers(text)
             if n in by_number and not text.startswith(DONT_KNOW)
         ]
@@ -402,23 +388,3 @@ class AnswerChain:
                 tokens_used=tokens_used,
                 details={"rewritten": rewritten},
             )
-
-
-def build_answer_chain(
-    *,
-    engine: Engine,
-    embeddings: Embeddings,
-    llm: BaseChatModel | None,
-    default_mode: str = "hybrid",
-    default_k: int = 5,
-    score_threshold: float = 0.25,
-) -> AnswerChain:
-    """The chain the UI and `kb ask` use; `llm=None` answers extractively."""
-    return AnswerChain(
-        engine=engine,
-        embeddings=embeddings,
-        llm=llm,
-        default_mode=default_mode,
-        default_k=default_k,
-        score_threshold=score_threshold,
-    )

@@ -1,11 +1,10 @@
 """Retrieval quality on BEIR-format datasets, through the same search the chat uses.
 
 A dataset folder holds `corpus.jsonl`, `queries.jsonl` and `qrels/<split>.tsv`. Its
-documents are indexed once into a dedicated, login-less user (`eval:<name>`), one
-chunk per document (title + text, as BEIR does); the corpus fingerprint stored on
-that user makes later runs skip the embedding work. Each judged query then goes
-through `search_documents`, and nDCG@10 / Recall@10 / Recall@100 are computed the
-way `trec_eval` does (linear gains, relevance > 0 counts as relevant).
+documents are indexed by `ingest.eval_corpus` into a dedicated, login-less user;
+each judged query then goes through `Retriever.search`, the same search the chat
+uses, and nDCG@10 / Recall@10 / Recall@100 are computed the way `trec_eval` does
+(linear gains, relevance > 0 counts as relevant).
 """
 
 from __future__ import annotations
@@ -20,25 +19,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import sqlalchemy as sa
 from langchain_core.embeddings import Embeddings
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
-from db.chunks import ChunkRow, insert_chunks
 from db.errors import InvalidInput
-from db.models import DocumentChunk, User
-from db.scoped import user_scope
-from db.users import add_user, get_user
-from retrieval.retriever import check_mode, search_documents
+from retrieval.passages import check_mode
+from retrieval.retriever import Retriever
 
 __all__ = [
     "BeirDataset",
-    "IndexReport",
     "QueryVectors",
     "Scores",
-    "ensure_indexed",
-    "eval_user_identifier",
     "evaluate_mode",
     "load_beir",
     "ndcg_at_k",
@@ -46,7 +36,6 @@ __all__ = [
     "score_run",
 ]
 
-SOURCE_TYPE = "beir"
 Progress = Callable[[int, int], None]  # (done, total)
 
 
@@ -57,19 +46,6 @@ class BeirDataset:
     queries: dict[str, str]  # judged query id -> text (only queries with a relevant doc)
     qrels: dict[str, dict[str, int]]  # query id -> doc id -> graded relevance
     fingerprint: str  # sha256 of corpus.jsonl
-
-    def passage(self, doc_id: str) -> str:
-        """What gets embedded: title and text, as BEIR's dense baselines do."""
-        title, text = self.corpus[doc_id]
-        return f"{title}\n{text}" if title else text
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    user_id: uuid.UUID
-    documents: int
-    embedded: int  # 0 when the corpus was already indexed
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -139,77 +115,6 @@ def _natural(value: str) -> tuple[int, str]:
     return (int(value), value) if value.isdigit() else (1 << 62, value)
 
 
-def eval_user_identifier(name: str) -> str:
-    return f"eval:{name}"
-
-
-def _model_name(embeddings: Embeddings) -> str:
-    return str(getattr(embeddings, "model_name", type(embeddings).__name__))
-
-
-def ensure_indexed(
-    *,
-    engine: Engine,
-    embeddings: Embeddings,
-    dataset: BeirDataset,
-    block_size: int = 256,
-    progress: Progress | None = None,
-) -> IndexReport:
-    """Index the corpus into the dataset's evaluation user, unless it already is."""
-    started = time.perf_counter()
-    stamp = {"corpus_sha256": dataset.fingerprint, "model": _model_name(embeddings)}
-    with Session(engine) as session:
-        user = get_user(session=session, identifier=eval_user_identifier(dataset.name))
-        if user is None:
-            # No password: nobody can log in as an evaluation user.
-            user = add_user(session=session, identifier=eval_user_identifier(dataset.name))
-            user.is_active = False
-            session.commit()
-        user_id, known = user.id, dict(user.metadata_ or {}).get("eval")
-    if known == {**stamp, "documents": len(dataset.corpus)} and _count(engine, user_id) == len(
-        dataset.corpus
-    ):
-        return IndexReport(user_id, len(dataset.corpus), 0, time.perf_counter() - started)
-
-    doc_ids = list(dataset.corpus)
-    vectors: list[list[float]] = []
-    # Blocks larger than the model's batch let sentence-transformers sort by length.
-    for start in range(0, len(doc_ids), block_size):
-        block = doc_ids[start : start + block_size]
-        vectors.extend(embeddings.embed_documents([dataset.passage(d) for d in block]))
-        if progress:
-            progress(len(vectors), len(doc_ids))
-    rows = [
-        ChunkRow(
-            chunk_id=f"{SOURCE_TYPE}:{dataset.name}:{doc_id}",
-            user_id=user_id,
-            text=dataset.corpus[doc_id][1],
-            embedding=vector,
-            source_type=SOURCE_TYPE,
-            source_id=doc_id,
-            metadata={"title": dataset.corpus[doc_id][0], "dataset": dataset.name},
-        )
-        for doc_id, vector in zip(doc_ids, vectors, strict=True)
-    ]
-    with user_scope(engine, user_id) as connection:
-        connection.execute(sa.delete(DocumentChunk).where(DocumentChunk.user_id == user_id))
-        insert_chunks(connection, rows)
-    with Session(engine) as session:
-        session.execute(
-            sa.update(User)
-            .where(User.id == user_id)
-            .values(metadata_={"eval": {**stamp, "documents": len(rows)}})
-        )
-        session.commit()
-    return IndexReport(user_id, len(rows), len(rows), time.perf_counter() - started)
-
-
-def _count(engine: Engine, user_id: uuid.UUID) -> int:
-    with user_scope(engine, user_id) as connection:
-        query = sa.select(sa.func.count()).where(DocumentChunk.user_id == user_id)
-        return int(connection.execute(query).scalar_one())
-
-
 class QueryVectors(Embeddings):
     """The real embeddings, with the evaluation queries embedded once in one batch.
 
@@ -268,10 +173,9 @@ def score_run(
     )
 
 
-def evaluate_mode(
+async def evaluate_mode(
     *,
-    engine: Engine,
-    embeddings: Embeddings,
+    retriever: Retriever,
     user_id: uuid.UUID,
     dataset: BeirDataset,
     mode: str,
@@ -279,19 +183,13 @@ def evaluate_mode(
     candidates: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Scores, dict[str, list[str]]]:
-    """Run every judged query through `search_documents` in `mode`; scores and the run."""
+    """Run every judged query through `Retriever.search` in `mode`; scores and the run."""
     check_mode(mode)
     run: dict[str, list[str]] = {}
     started = time.perf_counter()
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
-        passages = search_documents(
-            text,
-            user_id,
-            k,
-            engine=engine,
-            embeddings=embeddings,
-            mode=mode,
-            candidates=candidates,
+        passages = await retriever.search(
+            text, user_id=user_id, k=k, mode=mode, candidates=candidates
         )
         run[qid] = [p.source_id for p in passages]
         if progress:

@@ -21,10 +21,11 @@ from chainlit.user import PersistedUser
 from chainlit.user_session import user_sessions
 from sqlalchemy.engine import Engine
 
-from chat_app.datalayer import build_data_layer, build_storage_engine
+from chat_app.datalayer import build_data_layer
 from chat_app.handlers.upload import Upload
 from chat_app.services import Services
 from chat_app.settings import Settings
+from db.engine import make_async_engine
 from db.models import DocumentChunk, User
 from db.scoped import user_scope
 from tests.fakes import HashEmbeddings
@@ -52,8 +53,7 @@ def app_services(
             settings=make_settings(tmp_path, **overrides),
             engine=engine,
             database_url=db_url,
-            secret_key="test secret key: not for production",
-            _embeddings=fake_embeddings,
+            embeddings_override=fake_embeddings,
         )
 
     return factory
@@ -164,7 +164,7 @@ def services(app_services: Callable[..., Services]) -> Services:
 @pytest.fixture
 def data_layer(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """Chainlit's SQLAlchemy data layer as the app configures it, installed for Chainlit."""
-    layer = build_data_layer(db_url, storage_engine=build_storage_engine(db_url))
+    layer = build_data_layer(db_url, storage_engine=make_async_engine(db_url))
     monkeypatch.setattr(cl_data, "_data_layer", layer)
     monkeypatch.setattr(cl_data, "_data_layer_initialized", True)
     yield layer

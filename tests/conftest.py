@@ -12,19 +12,22 @@ import os
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from db.engine import PoolConfig, make_engine
 from db.models import User
 from db.schema import upgrade_to_head
+from db.scoped import make_read_engine
 from db.users import add_user
+from retrieval.retriever import Retriever
 from tests.fakes import HashEmbeddings
 
 TEMPLATE = "kb_test_template"
@@ -130,3 +133,16 @@ def make_user(engine: Engine) -> Callable[..., User]:
 def fake_embeddings() -> HashEmbeddings:
     """Deterministic 384-d bag-of-words embeddings that count their calls."""
     return HashEmbeddings()
+
+
+@pytest.fixture
+async def read_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
+    """The read engine (connections scoped at checkout) on this test's database."""
+    engine = make_read_engine(db_url, PoolConfig(pool_size=2, max_overflow=2))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def retriever(read_engine: AsyncEngine, fake_embeddings: HashEmbeddings) -> Retriever:
+    return Retriever(engine=read_engine, embeddings=fake_embeddings)

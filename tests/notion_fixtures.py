@@ -15,12 +15,25 @@ from db.chunks import list_sources
 from db.models import DocumentChunk
 from db.scoped import user_scope
 from ingest.notion.report import SyncReport
-from ingest.notion.service import connect_notion, sync_notion
+from ingest.notion.service import NotionOptions, connect_notion, sync_notion
 from tests.fake_notion import FakeNotion, Workspace
 from tests.fake_notion import builders as b
 from tests.fakes import HashEmbeddings
 
 SECRET_KEY = "test secret key: not for production"
+
+
+def notion_options(base_url: str, **overrides: Any) -> NotionOptions:
+    """Options for the fake server: no pacing, short backoff, small chunks."""
+    values: dict[str, Any] = {
+        "secret_key": SECRET_KEY,
+        "base_url": base_url,
+        "requests_per_second": 0,
+        "backoff_seconds": 0.01,
+        "chunk_size": 400,
+        "chunk_overlap": 40,
+    }
+    return NotionOptions(**(values | overrides))
 
 
 @dataclass
@@ -124,19 +137,13 @@ class Connected:
     embeddings: HashEmbeddings
 
     def sync(self, **kwargs: Any) -> SyncReport:
-        options: dict[str, Any] = {
-            "requests_per_second": 0,
-            "backoff_seconds": 0.01,
-            "chunk_size": 400,
-            "chunk_overlap": 40,
-        }
+        progress = kwargs.pop("progress", None)
         return sync_notion(
             engine=self.engine,
             embeddings=self.embeddings,
             user_id=self.user_id,
-            secret_key=SECRET_KEY,
-            base_url=self.fake.url,
-            **(options | kwargs),
+            options=notion_options(self.fake.url, **kwargs),
+            progress=progress,
         )
 
     def source_ids(self) -> set[str]:
@@ -165,7 +172,6 @@ def connected(
         engine=engine,
         user_id=user.id,
         token=fake.workspace.token,
-        secret_key=SECRET_KEY,
-        base_url=fake.url,
+        options=notion_options(fake.url),
     )
     return Connected(engine, user.id, fake, fake_embeddings)

@@ -87,8 +87,7 @@ async def test_notion_resync_shows_progress_and_the_summary(
             engine=services.engine,
             user_id=alice.id,
             token=demo.workspace.token,
-            secret_key=services.secret_key,
-            base_url=fake.url,
+            options=services.notion_options(),
         )
         async with chainlit_context(alice) as session:
             first = await resync(services=services, user_id=alice.id)

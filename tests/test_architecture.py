@@ -1,4 +1,5 @@
-"""Imports point one way: chat_app -> ingest, retrieval -> db."""
+"""Imports point one way: chat_app -> ingest, retrieval -> db; ingest and retrieval
+are siblings that never import each other."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
     "db": {"chat_app", "ingest", "retrieval"},
     "retrieval": {"chat_app", "ingest"},
-    "ingest": {"chat_app"},
+    "ingest": {"chat_app", "retrieval"},
 }
 
 
@@ -32,3 +33,15 @@ def test_lower_packages_do_not_import_higher_ones(package: str) -> None:
         for path in (ROOT / package).rglob("*.py")
     }
     assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_no_package_registers_exit_hooks_for_its_own_resources() -> None:
+    # Resources belong to the composition root (`chat_app.services.Services`), which
+    # closes them; a module-level atexit hook would hide who owns what.
+    offenders = [
+        str(path.relative_to(ROOT))
+        for package in ("chat_app", "retrieval", "ingest", "db")
+        for path in (ROOT / package).rglob("*.py")
+        if "atexit" in _imported_packages(path)
+    ]
+    assert offenders == []

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from chat_app.auth import account_is_active, check_password, user_id_of
+from chat_app.auth import active_account, check_password, oauth_login, user_id_of
 from db.users import set_active
 
 
@@ -59,15 +59,15 @@ def test_disabled_users_are_refused(engine: Engine, make_user: Callable[..., Any
         set_active(session=session, identifier="alice", active=False)
         session.commit()
     assert check_password(engine, "alice", "password123") is None
-    assert account_is_active(engine, "alice") is False
+    assert active_account(engine, "alice", "github") is None
 
 
 def test_oauth_logins_need_an_enabled_account(
     engine: Engine, make_user: Callable[..., Any]
 ) -> None:
     make_user("bob@example.com")
-    assert account_is_active(engine, "bob@example.com") is True
-    assert account_is_active(engine, "stranger@example.com") is False
+    assert active_account(engine, "bob@example.com", "github") is not None
+    assert active_account(engine, "stranger@example.com", "github") is None
 
 
 def test_the_password_is_never_logged(
@@ -90,26 +90,16 @@ def test_oauth_users_are_identified_by_their_persisted_id() -> None:
 
 
 async def test_oauth_admits_only_enabled_existing_accounts(
-    engine: Engine, make_user: Callable[..., Any], tmp_path: Any
+    engine: Engine, make_user: Callable[..., Any]
 ) -> None:
-    from chat_app.auth import oauth_callback
-    from chat_app.services import Services, set_services
-    from tests.app_fixtures import make_settings
-
     bob = make_user("bob@example.com")
     make_user("carol@example.com")
     with Session(engine) as session:
         set_active(session=session, identifier="carol@example.com", active=False)
         session.commit()
-    set_services(
-        Services(settings=make_settings(tmp_path), engine=engine, database_url="", secret_key="k")
-    )
-    try:
-        admitted = await oauth_callback("google", "t", {}, cl.User(identifier="Bob@Example.com"))
-        stranger = await oauth_callback("google", "t", {}, cl.User(identifier="eve@example.com"))
-        disabled = await oauth_callback("google", "t", {}, cl.User(identifier="carol@example.com"))
-    finally:
-        set_services(None)
+    admitted = await oauth_login(engine, "google", cl.User(identifier="Bob@Example.com"))
+    stranger = await oauth_login(engine, "google", cl.User(identifier="eve@example.com"))
+    disabled = await oauth_login(engine, "google", cl.User(identifier="carol@example.com"))
     assert admitted is not None and user_id_of(admitted) == bob.id
     assert admitted.metadata["provider"] == "google"
     assert stranger is None and disabled is None

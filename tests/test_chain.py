@@ -16,14 +16,10 @@ from sqlalchemy.engine import Engine
 
 from db.scoped import user_scope
 from db.usage import list_usage
-from retrieval.chain import (
-    Answer,
-    AnswerChain,
-    build_answer_chain,
-    cited_numbers,
-)
+from retrieval.chain import Answer, AnswerChain, AnswerConfig, cited_numbers
 from retrieval.extractive import looks_like_follow_up
 from retrieval.prompts import DONT_KNOW, EXTRACTIVE_LABEL, format_passages
+from retrieval.retriever import Retriever
 from tests.fakes import HashEmbeddings
 from tests.retrieval_fixtures import add_passages
 
@@ -66,8 +62,8 @@ def user_id(
     return uuid.UUID(str(user.id))
 
 
-def chain(engine: Engine, embeddings: HashEmbeddings, llm: Any) -> AnswerChain:
-    return build_answer_chain(engine=engine, embeddings=embeddings, llm=llm, default_k=3)
+def chain(engine: Engine, retriever: Retriever, llm: Any) -> AnswerChain:
+    return AnswerChain(retriever=retriever, engine=engine, llm=llm, config=AnswerConfig(k=3))
 
 
 async def collect(stream: Any) -> tuple[list[str], Answer]:
@@ -83,7 +79,7 @@ async def collect(stream: Any) -> tuple[list[str], Answer]:
 
 
 async def test_follow_up_is_rewritten_with_history_and_the_rewrite_is_searched(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     llm = fake_llm(
         "How long is the warranty of the Zephyr kettle?",
@@ -94,7 +90,7 @@ async def test_follow_up_is_rewritten_with_history_and_the_rewrite_is_searched(
         AIMessage("The Zephyr kettle [1]."),
     ]
     _, answer = await collect(
-        chain(engine, fake_embeddings, llm).astream(
+        chain(engine, retriever, llm).astream(
             "How long is its warranty?", user_id=user_id, history=history
         )
     )
@@ -108,11 +104,11 @@ async def test_follow_up_is_rewritten_with_history_and_the_rewrite_is_searched(
 
 
 async def test_question_without_history_is_not_rewritten(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     llm = fake_llm("The Aurora toaster has seven heat settings [1].")
     _, answer = await collect(
-        chain(engine, fake_embeddings, llm).astream(
+        chain(engine, retriever, llm).astream(
             "How many heat settings does the Aurora toaster have?", user_id=user_id
         )
     )
@@ -121,13 +117,11 @@ async def test_question_without_history_is_not_rewritten(
 
 
 async def test_sources_are_exactly_the_passages_cited_with_their_numbers(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     llm = fake_llm("Plants are watered on Tuesday [2]; the kettle warranty is two years [1][2].")
     question = "When are the office plants watered and what is the kettle warranty?"
-    _, answer = await collect(
-        chain(engine, fake_embeddings, llm).astream(question, user_id=user_id)
-    )
+    _, answer = await collect(chain(engine, retriever, llm).astream(question, user_id=user_id))
     shown = llm.prompts[0][0].text
     by_number = {s.number: s for s in answer.sources}
     assert sorted(by_number) == [1, 2]
@@ -140,13 +134,11 @@ async def test_sources_are_exactly_the_passages_cited_with_their_numbers(
 
 
 async def test_unrelated_question_answers_dont_know_without_calling_the_llm(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     llm = fake_llm("should not be used")
     pieces, answer = await collect(
-        chain(engine, fake_embeddings, llm).astream(
-            "quantum chromodynamics lattice", user_id=user_id
-        )
+        chain(engine, retriever, llm).astream("quantum chromodynamics lattice", user_id=user_id)
     )
     assert answer.text == DONT_KNOW
     assert "".join(pieces) == DONT_KNOW
@@ -155,35 +147,31 @@ async def test_unrelated_question_answers_dont_know_without_calling_the_llm(
 
 
 async def test_user_without_documents_gets_dont_know(
-    engine: Engine, fake_embeddings: HashEmbeddings, make_user: Callable[..., Any]
+    engine: Engine, retriever: Retriever, make_user: Callable[..., Any]
 ) -> None:
     bob = make_user("bob")
     _, answer = await collect(
-        chain(engine, fake_embeddings, fake_llm("x")).astream(
-            "Zephyr kettle warranty", user_id=bob.id
-        )
+        chain(engine, retriever, fake_llm("x")).astream("Zephyr kettle warranty", user_id=bob.id)
     )
     assert answer.text == DONT_KNOW and answer.sources == []
 
 
 async def test_model_saying_it_does_not_know_cites_nothing(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     llm = fake_llm(f"{DONT_KNOW} Passage [1] is about kettles.")
     _, answer = await collect(
-        chain(engine, fake_embeddings, llm).astream("Zephyr kettle colour?", user_id=user_id)
+        chain(engine, retriever, llm).astream("Zephyr kettle colour?", user_id=user_id)
     )
     assert answer.sources == []
 
 
 async def test_answer_streams_in_several_chunks(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     reply = "The Zephyr kettle is covered for two years [1]."
     pieces, answer = await collect(
-        chain(engine, fake_embeddings, fake_llm(reply)).astream(
-            "Zephyr kettle warranty", user_id=user_id
-        )
+        chain(engine, retriever, fake_llm(reply)).astream("Zephyr kettle warranty", user_id=user_id)
     )
     assert len(pieces) > 3
     assert "".join(pieces) == reply == answer.text
@@ -191,9 +179,9 @@ async def test_answer_streams_in_several_chunks(
 
 
 async def test_each_question_writes_one_usage_row(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
-    qa = chain(engine, fake_embeddings, fake_llm("Two years [1].", "Seven [2]."))
+    qa = chain(engine, retriever, fake_llm("Two years [1].", "Seven [2]."))
     await qa.ainvoke("Zephyr kettle warranty", user_id=user_id, mode="vector", k=2)
     await qa.ainvoke("Aurora toaster settings", user_id=user_id)
     with user_scope(engine, user_id) as connection:
@@ -208,10 +196,10 @@ async def test_each_question_writes_one_usage_row(
 
 
 async def test_without_llm_the_answer_is_extractive_labelled_and_cited(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     pieces, answer = await collect(
-        chain(engine, fake_embeddings, None).astream("Zephyr kettle warranty", user_id=user_id)
+        chain(engine, retriever, None).astream("Zephyr kettle warranty", user_id=user_id)
     )
     assert answer.model is None
     assert answer.text.startswith(EXTRACTIVE_LABEL)
@@ -224,11 +212,11 @@ async def test_without_llm_the_answer_is_extractive_labelled_and_cited(
 
 
 async def test_extractive_follow_up_searches_with_the_previous_question(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     history = [HumanMessage("Tell me about the Aurora toaster"), AIMessage("...")]
     _, answer = await collect(
-        chain(engine, fake_embeddings, None).astream(
+        chain(engine, retriever, None).astream(
             "and how many heat settings?", user_id=user_id, history=history
         )
     )
@@ -239,10 +227,10 @@ async def test_extractive_follow_up_searches_with_the_previous_question(
 
 
 def test_the_chain_is_one_runnable_of_condense_then_retrieve_then_answer(
-    engine: Engine, fake_embeddings: HashEmbeddings
+    engine: Engine, retriever: Retriever
 ) -> None:
     for llm in (fake_llm(), None):
-        runnable = chain(engine, fake_embeddings, llm).runnable
+        runnable = chain(engine, retriever, llm).runnable
         assert isinstance(runnable, Runnable)
         names = [node.name for node in runnable.get_graph().nodes.values()]
         steps = [name for name in names if name in ("condense", "retrieve", "answer")]
@@ -250,10 +238,10 @@ def test_the_chain_is_one_runnable_of_condense_then_retrieve_then_answer(
 
 
 async def test_the_runnable_alone_returns_the_rewrite_the_passages_and_the_answer(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     llm = fake_llm("How long is the warranty of the Zephyr kettle?", "Two years [1].")
-    qa = chain(engine, fake_embeddings, llm)
+    qa = chain(engine, retriever, llm)
     history = [HumanMessage("Which kettle do we sell?"), AIMessage("The Zephyr kettle [1].")]
     result = await qa.runnable.ainvoke(
         {"question": "How long is its warranty?", "history": history, "user_id": user_id}
@@ -267,11 +255,11 @@ async def test_the_runnable_alone_returns_the_rewrite_the_passages_and_the_answe
         assert list_usage(connection=connection, user_id=user_id) == []
 
 
-def test_the_extractive_runnable_also_runs_synchronously(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+async def test_the_extractive_runnable_alone_returns_the_passages_and_labelled_quotes(
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
-    runnable = chain(engine, fake_embeddings, None).runnable
-    result = runnable.invoke(
+    runnable = chain(engine, retriever, None).runnable
+    result = await runnable.ainvoke(
         {"question": "Zephyr kettle warranty", "user_id": user_id, "mode": "keyword", "k": 1}
     )
     assert result["standalone"] == "Zephyr kettle warranty"
@@ -297,12 +285,12 @@ def test_a_passages_own_reference_numbers_are_not_shown_as_citation_markers() ->
 
 
 async def test_extractive_mode_searches_a_standalone_question_on_its_own(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     history = [HumanMessage("Tell me about the Aurora toaster"), AIMessage("...")]
     question = "When are the office plants watered by the facilities team?"
     _, answer = await collect(
-        chain(engine, fake_embeddings, None).astream(question, user_id=user_id, history=history)
+        chain(engine, retriever, None).astream(question, user_id=user_id, history=history)
     )
     assert answer.standalone_question == question
     assert answer.sources[0].title == "Office policy"

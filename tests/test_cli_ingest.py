@@ -1,7 +1,7 @@
 """`kb ingest` and `kb sources` driven through the real CLI against the test database.
 
 These run the configured (real, bundled) embedding model: the CLI builds its own
-runtime from the environment, as it does for people. The model loads once per process.
+services from the environment, as it does for people. The model loads once per process.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`kb ask` and `kb eval beir` through the real CLI against the test database.
 
-The CLI builds its own runtime from the environment, so these use the real bundled
+The CLI builds its own services from the environment, so these use the real bundled
 embedding model (loaded once per process).
 """
 

@@ -1,4 +1,5 @@
-"""The dense list comes from langchain-postgres's PGVectorStore on per-user scoped engines."""
+"""Dense search is langchain-postgres's PGVectorStore on the read engine, whose pooled
+connections take the caller's scope at checkout and drop it at checkin."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from langchain_core.embeddings import Embeddings
 from langchain_postgres.v2.vectorstores import PGVectorStore
-from retrieval.pgvector_store import close_user_stores, ef_search_for, user_vector_store
 from sqlalchemy.engine import Engine
 
-from db.engine import PoolConfig, make_engine
-from db.scoped import rls_enforced
-from retrieval import pgvector_store
-from retrieval.retriever import search_documents
+from db.engine import PoolConfig
+from db.scoped import ReadScope, make_read_engine, read_scope, rls_enforced
+from retrieval.dense import DenseSearch, ef_search_for
+from retrieval.passages import SearchFilters
+from retrieval.retriever import Retriever
 from tests.retrieval_fixtures import add_passages
 
 ALICE = [
@@ -23,6 +25,10 @@ ALICE = [
     ("Garden", "Water the tomatoes every evening in summer."),
 ]
 BOB = [("Bob kettle", "Descale the kettle every month with citric acid.")]
+_SESSION_SCOPE = sa.text(
+    "SELECT current_user, current_setting('app.user_id', true),"
+    " current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')"
+)
 
 
 @pytest.fixture
@@ -36,10 +42,9 @@ def users(
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
-def test_dense_list_comes_from_pgvectorstore_with_the_user_filter(
+async def test_dense_list_comes_from_pgvectorstore_with_the_user_filter(
     mode: str,
-    engine: Engine,
-    fake_embeddings: Embeddings,
+    retriever: Retriever,
     users: tuple[uuid.UUID, uuid.UUID],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -54,10 +59,7 @@ def test_dense_list_comes_from_pgvectorstore_with_the_user_filter(
 
     # A pass-through wrapper of langchain-postgres's method: records what it returned.
     monkeypatch.setattr(PGVectorStore, "asimilarity_search_with_score_by_vector", recording)
-    query = "descale the kettle"
-    passages = search_documents(
-        query, alice, 2, engine=engine, embeddings=fake_embeddings, mode=mode
-    )
+    passages = await retriever.search("descale the kettle", user_id=alice, k=2, mode=mode)
     assert len(calls) == 1
     assert calls[0]["filter"] == {"user_id": {"$eq": str(alice)}}
     assert set(calls[0]["ids"]) == {"alice-0", "alice-1"}
@@ -66,83 +68,99 @@ def test_dense_list_comes_from_pgvectorstore_with_the_user_filter(
         assert [p.chunk_id for p in passages] == calls[0]["ids"]
 
 
-def test_source_filters_reach_the_store_filter(
-    engine: Engine,
-    fake_embeddings: Embeddings,
-    users: tuple[uuid.UUID, uuid.UUID],
+async def test_source_filters_reach_the_store_filter(
+    retriever: Retriever, users: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
     alice, _ = users
-    passages = search_documents(
+    passages = await retriever.search(
         "descale the kettle",
-        alice,
-        5,
-        engine=engine,
-        embeddings=fake_embeddings,
+        user_id=alice,
+        k=5,
         mode="vector",
         filters={"source_id": "Garden.md", "source_type": "file"},
     )
     assert [p.chunk_id for p in passages] == ["alice-1"]
 
 
-def test_per_user_store_cannot_see_other_users_rows_even_without_a_filter(
-    engine: Engine, fake_embeddings: Embeddings, users: tuple[uuid.UUID, uuid.UUID]
+async def test_scoped_store_cannot_see_other_users_rows_even_without_a_filter(
+    engine: Engine, retriever: Retriever, users: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
     alice, bob = users
     assert rls_enforced(engine)
-    vector = fake_embeddings.embed_query("descale the kettle")
-    alice_store = user_vector_store(engine, alice)
-    unfiltered = alice_store.similarity_search_with_score_by_vector(vector, k=10)
-    assert sorted(d.id or "" for d, _ in unfiltered) == ["alice-0", "alice-1"]
-    assert alice_store.get_by_ids(["bob-0"]) == []
-    bob_store = user_vector_store(engine, bob)
-    assert [d.id for d, _ in bob_store.similarity_search_with_score_by_vector(vector, k=10)] == [
-        "bob-0"
-    ]
+    vector = retriever.embeddings.embed_query("descale the kettle")
+    store = (await retriever.dense())._store
+    with read_scope(ReadScope(user_id=alice)):
+        unfiltered = await store.asimilarity_search_with_score_by_vector(vector, k=10)
+        assert sorted(d.id or "" for d, _ in unfiltered) == ["alice-0", "alice-1"]
+        assert await store.aget_by_ids(["bob-0"]) == []
+    with read_scope(ReadScope(user_id=bob)):
+        found = await store.asimilarity_search_with_score_by_vector(vector, k=10)
+        assert [d.id for d, _ in found] == ["bob-0"]
+    # No scope at all: the connection sees nobody's rows.
+    assert await store.asimilarity_search_with_score_by_vector(vector, k=10) == []
 
 
-def test_vector_scores_are_one_minus_the_store_cosine_distance(
-    engine: Engine, fake_embeddings: Embeddings, users: tuple[uuid.UUID, uuid.UUID]
+async def test_a_pooled_connection_never_carries_the_previous_users_scope(
+    db_url: str, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    alice, bob = users
+    # One connection in the pool: every checkout below reuses it.
+    engine = make_read_engine(db_url, PoolConfig(pool_size=1, max_overflow=0))
+    try:
+        seen = []
+        for scope in (ReadScope(alice, ef_search=300), ReadScope(bob), None):
+            if scope is None:
+                async with engine.connect() as connection:
+                    seen.append(tuple((await connection.execute(_SESSION_SCOPE)).one()))
+                continue
+            with read_scope(scope):
+                async with engine.connect() as connection:
+                    seen.append(tuple((await connection.execute(_SESSION_SCOPE)).one()))
+            async with engine.connect() as connection:  # a checkout after that scope
+                seen.append(tuple((await connection.execute(_SESSION_SCOPE)).one()))
+        assert seen == [
+            ("kb_scoped", str(alice), "300", "relaxed_order"),
+            ("kb_scoped", "", "100", "relaxed_order"),
+            ("kb_scoped", str(bob), "100", "relaxed_order"),
+            ("kb_scoped", "", "100", "relaxed_order"),
+            ("kb_scoped", "", "100", "relaxed_order"),
+        ]
+        pool = engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.checkedout() == 0 and pool.size() == 1
+    finally:
+        await engine.dispose()
+
+
+async def test_vector_scores_are_one_minus_the_store_cosine_distance(
+    retriever: Retriever, users: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
     alice, _ = users
     query = "descale the kettle"
-    passages = search_documents(
-        query, alice, 2, engine=engine, embeddings=fake_embeddings, mode="vector"
-    )
-    vector = fake_embeddings.embed_query(query)
-    distances = dict(
-        (d.id, distance)
-        for d, distance in user_vector_store(engine, alice).similarity_search_with_score_by_vector(
-            vector, k=2
-        )
-    )
+    passages = await retriever.search(query, user_id=alice, k=2, mode="vector")
+    vector = retriever.embeddings.embed_query(query)
+    store = (await retriever.dense())._store
+    with read_scope(ReadScope(user_id=alice)):
+        found = await store.asimilarity_search_with_score_by_vector(vector, k=2)
+    distances = {d.id: distance for d, distance in found}
     for passage in passages:
         assert passage.score == pytest.approx(1.0 - distances[passage.chunk_id])
         assert passage.similarity == passage.score
         assert passage.metadata["user_id"] == str(alice)
 
 
-def test_least_recently_used_user_engine_is_closed_beyond_the_limit(
-    engine: Engine, users: tuple[uuid.UUID, uuid.UUID], monkeypatch: pytest.MonkeyPatch
+async def test_dense_search_alone_returns_the_nearest_first(
+    read_engine: Any, fake_embeddings: Embeddings, users: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
-    alice, bob = users
-    monkeypatch.setattr(pgvector_store, "MAX_USER_ENGINES", 1)
-    first = user_vector_store(engine, alice)
-    assert user_vector_store(engine, alice) is first
-    user_vector_store(engine, bob)
-    assert user_vector_store(engine, alice) is not first
-    assert close_user_stores(engine) == 1
-
-
-def test_disposing_the_application_engine_closes_its_user_engines(
-    db_url: str, users: tuple[uuid.UUID, uuid.UUID]
-) -> None:
-    alice, bob = users
-    other = make_engine(db_url, PoolConfig(pool_size=1, max_overflow=0))
-    user_vector_store(other, alice)
-    user_vector_store(other, bob, ef_search=ef_search_for(300))
-    other.dispose()
-    assert close_user_stores(other) == 0
+    alice, _ = users
+    dense = await DenseSearch.create(read_engine)
+    vector = fake_embeddings.embed_query("water the tomatoes")
+    found = await dense.search(
+        user_id=alice, query_vector=vector, limit=2, filters=SearchFilters(source_type="file")
+    )
+    assert [p.chunk_id for p in found] == ["alice-1", "alice-0"]
+    assert found[0].score >= found[1].score
 
 
 def test_ef_search_grows_with_the_limit_within_pgvector_bounds() -> None:
-    assert [ef_search_for(n) for n in (1, 40, 50, 51, 120, 800)] == [100, 100, 100, 200, 300, 1000]
+    assert [ef_search_for(n) for n in (1, 40, 50, 51, 120, 800)] == [100, 100, 100, 102, 240, 1000]

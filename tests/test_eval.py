@@ -5,22 +5,24 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
 
 from db.errors import InvalidInput
+from ingest.eval_corpus import IndexReport, index_eval_corpus, passage
 from retrieval.eval_anchors import bm25_anchor, exact_dense_anchor
 from retrieval.evaluation import (
+    BeirDataset,
     QueryVectors,
-    ensure_indexed,
     evaluate_mode,
     load_beir,
     ndcg_at_k,
     recall_at_k,
     score_run,
 )
-from retrieval.retriever import search_documents
+from retrieval.retriever import Retriever
 from tests.fakes import HashEmbeddings
 
 CORPUS = [
@@ -39,6 +41,16 @@ QUERIES = [
     {"_id": "3", "text": "a query with no relevant document judged"},
 ]
 QRELS = "query-id\tcorpus-id\tscore\n1\td1\t1\n2\td3\t2\n2\td2\t0\n3\td4\t0\n"
+
+
+def index(engine: Engine, embeddings: HashEmbeddings, dataset: BeirDataset) -> IndexReport:
+    return index_eval_corpus(
+        engine=engine,
+        embeddings=embeddings,
+        name=dataset.name,
+        corpus=dataset.corpus,
+        fingerprint=dataset.fingerprint,
+    )
 
 
 def write_beir(root: Path, corpus: list[dict[str, str]] = CORPUS) -> Path:
@@ -76,7 +88,10 @@ def test_loading_keeps_only_queries_with_a_relevant_document(tmp_path: Path) -> 
     assert dataset.name == "tinybeir"
     assert list(dataset.queries) == ["1", "2"]
     assert dataset.qrels["2"] == {"d3": 2, "d2": 0}
-    assert dataset.passage("d1") == "Volcanoes\nMagma rises through the crust and erupts as lava."
+    assert (
+        passage(*dataset.corpus["d1"])
+        == "Volcanoes\nMagma rises through the crust and erupts as lava."
+    )
 
 
 def test_a_folder_without_qrels_is_refused_with_the_missing_file(tmp_path: Path) -> None:
@@ -86,41 +101,34 @@ def test_a_folder_without_qrels_is_refused_with_the_missing_file(tmp_path: Path)
         load_beir(folder)
 
 
-def test_corpus_is_indexed_once_and_again_only_when_it_changes(
-    tmp_path: Path, engine: Engine, fake_embeddings: HashEmbeddings
+async def test_corpus_is_indexed_once_and_again_only_when_it_changes(
+    tmp_path: Path, engine: Engine, fake_embeddings: HashEmbeddings, retriever: Retriever
 ) -> None:
     dataset = load_beir(write_beir(tmp_path))
-    first = ensure_indexed(engine=engine, embeddings=fake_embeddings, dataset=dataset)
+    first = index(engine, fake_embeddings, dataset)
     assert (first.documents, first.embedded) == (4, 4)
     embedded_before = fake_embeddings.texts_embedded
 
-    again = ensure_indexed(engine=engine, embeddings=fake_embeddings, dataset=dataset)
+    again = index(engine, fake_embeddings, dataset)
     assert again.embedded == 0 and again.user_id == first.user_id
     assert fake_embeddings.texts_embedded == embedded_before
 
     changed = load_beir(write_beir(tmp_path, CORPUS[:3]))
-    report = ensure_indexed(engine=engine, embeddings=fake_embeddings, dataset=changed)
+    report = index(engine, fake_embeddings, changed)
     assert report.embedded == 3
-    found = search_documents(
-        "dunes sand wind",
-        report.user_id,
-        4,
-        engine=engine,
-        embeddings=fake_embeddings,
-        mode="keyword",
-    )
+    found = await retriever.search("dunes sand wind", user_id=report.user_id, k=4, mode="keyword")
     assert found == []  # the dropped document is gone from the index
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vector", "keyword"])
-def test_every_mode_finds_the_judged_documents_of_an_easy_dataset(
-    mode: str, tmp_path: Path, engine: Engine, fake_embeddings: HashEmbeddings
+async def test_every_mode_finds_the_judged_documents_of_an_easy_dataset(
+    mode: str, tmp_path: Path, engine: Engine, fake_embeddings: HashEmbeddings, read_engine: Any
 ) -> None:
     dataset = load_beir(write_beir(tmp_path))
-    report = ensure_indexed(engine=engine, embeddings=fake_embeddings, dataset=dataset)
-    scores, run = evaluate_mode(
-        engine=engine,
-        embeddings=QueryVectors(fake_embeddings, list(dataset.queries.values())),
+    report = index(engine, fake_embeddings, dataset)
+    queries = QueryVectors(fake_embeddings, list(dataset.queries.values()))
+    scores, run = await evaluate_mode(
+        retriever=Retriever(engine=read_engine, embeddings=queries),
         user_id=report.user_id,
         dataset=dataset,
         mode=mode,
@@ -134,7 +142,7 @@ def test_anchors_score_the_same_dataset(
     tmp_path: Path, engine: Engine, fake_embeddings: HashEmbeddings
 ) -> None:
     dataset = load_beir(write_beir(tmp_path))
-    report = ensure_indexed(engine=engine, embeddings=fake_embeddings, dataset=dataset)
+    report = index(engine, fake_embeddings, dataset)
     dense = exact_dense_anchor(
         engine=engine, embeddings=fake_embeddings, user_id=report.user_id, dataset=dataset, k=10
     )

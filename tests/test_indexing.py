@@ -9,9 +9,9 @@ from sqlalchemy.engine import Engine
 
 from db.models import User
 from db.scoped import user_scope
-from ingest.chunk_writer import ChunkStore
 from ingest.indexing import IndexStats, delete_source
 from ingest.record_manager import PgRecordManager
+from retrieval.retriever import Retriever
 from tests.fakes import HashEmbeddings
 from tests.ingest_fixtures import (
     FailingEmbeddings,
@@ -121,8 +121,8 @@ def test_deleting_a_source_removes_its_chunks_and_records_only(
     assert delete_source(engine=engine, user_id=alice.id, source_id="camelids.txt") == 0
 
 
-def test_failure_mid_source_leaves_previous_version_intact_and_searchable(
-    engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
+async def test_failure_mid_source_leaves_previous_version_intact_and_searchable(
+    engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings, retriever: Retriever
 ) -> None:
     alice = make_user("alice")
     index_file(
@@ -143,10 +143,10 @@ def test_failure_mid_source_leaves_previous_version_intact_and_searchable(
 
     assert chunk_snapshot(engine) == chunks_before
     assert record_snapshot(engine) == records_before
-    with user_scope(engine, alice.id) as conn:
-        store = ChunkStore(connection=conn, embeddings=fake_embeddings, user_id=alice.id)
-        best = store.similarity_search("Which animal carries loads across the Andes?", k=1)
-    assert best[0].page_content == V1[1]
+    best = await retriever.search(
+        "Which animal carries loads across the Andes?", user_id=alice.id, k=1, mode="vector"
+    )
+    assert best[0].text == V1[1]
 
 
 def test_one_embedding_call_per_batch(

@@ -16,8 +16,9 @@ from sqlalchemy.engine import Engine
 
 from db.scoped import user_scope
 from db.usage import list_usage
-from retrieval.chain import Answer, build_answer_chain
+from retrieval.chain import Answer, AnswerChain, AnswerConfig
 from retrieval.llm import LOCAL_API_KEY, LlmConfigError, LlmUnavailable, build_chat_model
+from retrieval.retriever import Retriever
 from tests.fakes import HashEmbeddings
 from tests.retrieval_fixtures import add_passages
 
@@ -130,11 +131,11 @@ def user_id(
 
 
 async def test_openai_compatible_server_streams_through_the_chain(
-    stub: StubServer, engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    stub: StubServer, engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     base_url = f"http://127.0.0.1:{stub.server_address[1]}/v1"
     llm = build_chat_model("openai:stub", base_url=base_url, temperature=0.0)
-    chain = build_answer_chain(engine=engine, embeddings=fake_embeddings, llm=llm, default_k=2)
+    chain = AnswerChain(retriever=retriever, engine=engine, llm=llm, config=AnswerConfig(k=2))
     pieces: list[str] = []
     final: Answer | None = None
     async for item in chain.astream("Zephyr kettle warranty?", user_id=user_id):
@@ -157,11 +158,11 @@ async def test_openai_compatible_server_streams_through_the_chain(
 
 
 async def test_follow_up_rewrite_goes_through_the_same_server(
-    stub: StubServer, engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    stub: StubServer, engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     base_url = f"http://127.0.0.1:{stub.server_address[1]}/v1"
     llm = build_chat_model("openai:stub", base_url=base_url, api_key="sk-local")
-    chain = build_answer_chain(engine=engine, embeddings=fake_embeddings, llm=llm, default_k=2)
+    chain = AnswerChain(retriever=retriever, engine=engine, llm=llm, config=AnswerConfig(k=2))
     history = [HumanMessage("Tell me about the Zephyr kettle"), AIMessage("It boils water [1].")]
     answer = await chain.ainvoke("and its warranty?", user_id=user_id, history=history)
     assert answer.standalone_question == REWRITTEN
@@ -195,13 +196,13 @@ def test_ollama_model_takes_its_base_url() -> None:
 
 
 async def test_unreachable_server_fails_with_an_actionable_error(
-    engine: Engine, fake_embeddings: HashEmbeddings, user_id: uuid.UUID
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
 ) -> None:
     server = StubServer(("127.0.0.1", 0), ChatCompletions)
     port = server.server_address[1]
     server.server_close()  # nothing listens there any more
     llm = build_chat_model("openai:stub", base_url=f"http://127.0.0.1:{port}/v1")
-    chain = build_answer_chain(engine=engine, embeddings=fake_embeddings, llm=llm, default_k=2)
+    chain = AnswerChain(retriever=retriever, engine=engine, llm=llm, config=AnswerConfig(k=2))
     with pytest.raises(LlmUnavailable) as error:
         await chain.ainvoke("Zephyr kettle warranty?", user_id=user_id)
     assert "did not answer" in error.value.message and "KB_LLM_BASE_URL" in str(error.value.hint)

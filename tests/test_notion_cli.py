@@ -11,19 +11,25 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from ingest.notion.service import notion_status
-from tests.fake_notion import FakeNotion
+from chat_app.handlers.notion import resync
+from chat_app.services import Services
+from ingest.notion.service import connect_notion, notion_status
+from tests.app_fixtures import app_services, chainlit_context
+from tests.fake_notion import FakeNotion, Fault
 from tests.notion_fixtures import demo, fake
 
-__all__ = ["demo", "fake"]  # fixtures imported for pytest
+__all__ = ["app_services", "demo", "fake"]  # fixtures imported for pytest
 
 
-def kb(*args: str, db_url: str, cwd: Path, notion_url: str) -> subprocess.CompletedProcess[str]:
+def kb(
+    *args: str, db_url: str, cwd: Path, notion_url: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
     env |= {
         "DATABASE_URL": db_url,
         "KB_NOTION_BASE_URL": notion_url,
         "KB_DATA_DIR": str(cwd / ".kb"),
+        **settings,
     }
     return subprocess.run(
         [sys.executable, "-m", "chat_app.cli", "notion", *args],
@@ -61,3 +67,42 @@ def test_connect_status_disconnect(
     assert state is None  # no token and no sync history left
     everything = "".join(r.stdout + r.stderr for r in (connected, status, gone))
     assert token not in everything
+
+
+async def test_the_chat_and_the_cli_honour_the_same_notion_retry_setting(
+    db_url: str,
+    tmp_path: Path,
+    fake: FakeNotion,
+    make_user: Callable[..., Any],
+    app_services: Callable[..., Services],
+) -> None:
+    # Two 503s on every search: with KB_NOTION_MAX_RETRIES=1 both give up, where the
+    # default of 5 retries would have succeeded (the chat used to ignore the setting).
+    alice = make_user("alice")
+    services = app_services(
+        notion_base_url=fake.url, notion_requests_per_second=0, notion_max_retries=1
+    )
+    assert services.notion_options().max_retries == 1
+    connect_notion(
+        engine=services.engine,
+        user_id=alice.id,
+        token=fake.workspace.token,
+        options=services.notion_options(),
+    )
+    fake.add_fault(Fault(status=503, kind="search", times=2))
+    async with chainlit_context(alice):
+        chat = await resync(services=services, user_id=alice.id)
+    assert chat.content.startswith("**Notion sync failed:**") and "after 1 retries" in chat.content
+
+    fake.add_fault(Fault(status=503, kind="search", times=2))
+    cli = kb(
+        "sync",
+        "--user",
+        "alice",
+        db_url=db_url,
+        cwd=tmp_path,
+        notion_url=fake.url,
+        KB_NOTION_MAX_RETRIES="1",
+        KB_SECRET_KEY=services.secret_key,
+    )
+    assert cli.returncode == 1 and "after 1 retries" in cli.stderr, cli.stderr

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from db.models import NotionConnection, NotionSync
-from db.scoped import user_scope
+from db.scoped import make_read_engine, user_scope
 from ingest.notion.errors import (
     NotionAuthError,
     NotionNotConnected,
@@ -24,22 +24,22 @@ from ingest.notion.service import (
     notion_status,
     sync_notion,
 )
+from retrieval.retriever import Retriever
 from tests.fake_notion import FakeNotion, Fault
 from tests.fakes import HashEmbeddings
-from tests.notion_fixtures import SECRET_KEY, Connected, Demo, connected, demo, fake
+from tests.notion_fixtures import Connected, Demo, connected, demo, fake, notion_options
 
 __all__ = ["connected", "demo", "fake"]  # fixtures imported for pytest
 
 
-def _search(c: Connected, query: str) -> list[str]:
-    from retrieval.retriever import search_documents
-
-    return [
-        p.source_id
-        for p in search_documents(
-            query, c.user_id, top_k=20, engine=c.engine, embeddings=c.embeddings, mode="keyword"
-        )
-    ]
+async def _search(c: Connected, query: str) -> list[str]:
+    engine = make_read_engine(c.engine.url.render_as_string(hide_password=False))
+    try:
+        retriever = Retriever(engine=engine, embeddings=c.embeddings)
+        found = await retriever.search(query, user_id=c.user_id, k=20, mode="keyword")
+    finally:
+        await engine.dispose()
+    return [p.source_id for p in found]
 
 
 def _runs(c: Connected) -> list[dict[str, Any]]:
@@ -93,7 +93,7 @@ def test_resync_without_edits_fetches_no_blocks_and_embeds_nothing(
     assert connected.source_ids() == demo.page_ids
 
 
-def test_editing_one_page_reindexes_only_that_page(connected: Connected, demo: Demo) -> None:
+async def test_editing_one_page_reindexes_only_that_page(connected: Connected, demo: Demo) -> None:
     connected.sync()
     demo.workspace.edit_page(demo.onboarding, append="Zebras guard the server room.")
     connected.fake.reset_requests()
@@ -106,15 +106,15 @@ def test_editing_one_page_reindexes_only_that_page(connected: Connected, demo: D
     children_paths = [r.path for r in connected.fake.requests if r.kind == "blocks.children"]
     assert children_paths and all(demo.onboarding in p for p in children_paths)
     assert 0 < connected.embeddings.texts_embedded - texts_before <= 2
-    assert demo.onboarding in _search(connected, "zebras")
+    assert demo.onboarding in await _search(connected, "zebras")
 
 
-def test_archived_and_deleted_pages_disappear_from_chunks_and_retrieval(
+async def test_archived_and_deleted_pages_disappear_from_chunks_and_retrieval(
     connected: Connected, demo: Demo
 ) -> None:
     connected.sync()
-    assert demo.faq in _search(connected, "password portal")
-    assert demo.rows[1] in _search(connected, "notification service")
+    assert demo.faq in await _search(connected, "password portal")
+    assert demo.rows[1] in await _search(connected, "notification service")
     demo.workspace.trash(demo.faq)
     demo.workspace.delete(demo.rows[1])
 
@@ -123,8 +123,8 @@ def test_archived_and_deleted_pages_disappear_from_chunks_and_retrieval(
     assert report.pages_removed == 2 and report.status == "success"
     assert connected.source_ids() == demo.page_ids - {demo.faq, demo.rows[1]}
     assert connected.chunks(demo.faq) == [] and connected.chunks(demo.rows[1]) == []
-    assert demo.faq not in _search(connected, "password portal")
-    assert demo.rows[1] not in _search(connected, "notification service")
+    assert demo.faq not in await _search(connected, "password portal")
+    assert demo.rows[1] not in await _search(connected, "notification service")
 
 
 def test_trashing_a_parent_removes_its_hidden_descendants(connected: Connected, demo: Demo) -> None:
@@ -213,8 +213,7 @@ def test_bad_token_is_refused_at_connect_and_nothing_is_stored(
             engine=engine,
             user_id=user.id,
             token="ntn_wrong",
-            secret_key=SECRET_KEY,
-            base_url=fake.url,
+            options=notion_options(fake.url),
         )
     assert notion_status(engine=engine, user_id=user.id) is None
     with pytest.raises(NotionNotConnected, match="kb notion connect"):
@@ -222,8 +221,7 @@ def test_bad_token_is_refused_at_connect_and_nothing_is_stored(
             engine=engine,
             embeddings=HashEmbeddings(),
             user_id=user.id,
-            secret_key=SECRET_KEY,
-            base_url=fake.url,
+            options=notion_options(fake.url),
         )
 
 
@@ -337,8 +335,7 @@ def test_a_changed_secret_key_asks_to_reconnect(connected: Connected) -> None:
             engine=connected.engine,
             embeddings=connected.embeddings,
             user_id=connected.user_id,
-            secret_key="another key",
-            base_url=connected.fake.url,
+            options=notion_options(connected.fake.url, secret_key="another key"),
         )
 
     assert caught.value.hint is not None and "kb notion connect" in caught.value.hint
@@ -364,8 +361,7 @@ def test_another_users_sync_sees_nothing_of_alices(
         engine=connected.engine,
         user_id=bob.id,
         token=fake.workspace.token,
-        secret_key=SECRET_KEY,
-        base_url=fake.url,
+        options=notion_options(fake.url),
     )
     bobs = Connected(connected.engine, bob.id, fake, HashEmbeddings())
 

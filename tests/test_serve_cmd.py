@@ -16,14 +16,14 @@ from chat_app.cli.serve_cmd import (
     ensure_admin,
     prepare_app_root,
 )
-from chat_app.runtime import Runtime
+from chat_app.services import Services
 from tests.app_fixtures import make_settings
 
 
 @pytest.fixture
-def runtime_for(engine: Engine, db_url: str, tmp_path: Path) -> Iterator[Callable[..., Runtime]]:
-    def make(**overrides: Any) -> Runtime:
-        return Runtime(
+def services_for(engine: Engine, db_url: str, tmp_path: Path) -> Iterator[Callable[..., Services]]:
+    def make(**overrides: Any) -> Services:
+        return Services(
             settings=make_settings(tmp_path, **overrides), database_url=db_url, engine=engine
         )
 
@@ -31,9 +31,9 @@ def runtime_for(engine: Engine, db_url: str, tmp_path: Path) -> Iterator[Callabl
 
 
 def test_first_start_creates_an_admin_with_a_one_time_password(
-    runtime_for: Callable[..., Runtime], engine: Engine
+    services_for: Callable[..., Services], engine: Engine
 ) -> None:
-    rt = runtime_for()
+    rt = services_for()
     password = ensure_admin(rt)
     assert password and len(password) >= 12
     assert check_password(engine, "admin", password) is not None
@@ -41,19 +41,19 @@ def test_first_start_creates_an_admin_with_a_one_time_password(
 
 
 def test_admin_password_from_the_environment_is_used_and_not_echoed(
-    runtime_for: Callable[..., Runtime], engine: Engine
+    services_for: Callable[..., Services], engine: Engine
 ) -> None:
-    rt = runtime_for(admin_password="chosen-password-1", admin_user="root")
+    rt = services_for(admin_password="chosen-password-1", admin_user="root")
     assert ensure_admin(rt) is None
     user = check_password(engine, "root", "chosen-password-1")
     assert user is not None and user.metadata["role"] == "admin"
 
 
 def test_no_admin_is_added_when_users_exist(
-    runtime_for: Callable[..., Runtime], make_user: Callable[..., Any], engine: Engine
+    services_for: Callable[..., Services], make_user: Callable[..., Any], engine: Engine
 ) -> None:
     make_user("alice")
-    assert ensure_admin(runtime_for()) is None
+    assert ensure_admin(services_for()) is None
     assert check_password(engine, "admin", "anything-at-all") is None
 
 
@@ -89,7 +89,7 @@ def test_an_external_database_without_schema_is_refused_with_the_fix(
     url = create_database(pg_admin_url, template="template0", prefix="kb_blank")
     engine = make_engine(url)
     try:
-        rt = Runtime(settings=make_settings(tmp_path), database_url=url, engine=engine)
+        rt = Services(settings=make_settings(tmp_path), database_url=url, engine=engine)
         with pytest.raises(SchemaOutOfDate) as raised:
             ensure_schema(rt)
         assert raised.value.hint == "Run `kb setup` to create or upgrade it."

@@ -18,13 +18,14 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from chat_app.datalayer import build_data_layer, build_storage_engine
+from chat_app.datalayer import build_data_layer
 from chat_app.storage import FILES_ROUTE, PostgresStorageClient, install_file_route
+from db.engine import make_async_engine
 
 
 @pytest.fixture
 async def storage_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = build_storage_engine(db_url)
+    engine = make_async_engine(db_url)
     yield engine
     await engine.dispose()
 

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
-from langchain_core.language_models import BaseChatModel
 from rich.table import Table
 
-from chat_app.cli.context import runtime, user_id_for
+from chat_app.cli.context import cli_services, user_id_for
 from chat_app.cli.output import console
-from chat_app.settings import Settings
-from retrieval.chain import Answer, build_answer_chain
-from retrieval.llm import build_chat_model
-from retrieval.retriever import check_mode
-
-
-def llm_from_settings(settings: Settings) -> BaseChatModel | None:
-    """The configured chat model, or None (extractive answers)."""
-    return build_chat_model(
-        settings.llm,
-        base_url=settings.llm_base_url,
-        api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
-        temperature=settings.llm_temperature,
-    )
+from retrieval.chain import Answer
+from retrieval.passages import check_mode
 
 
 def register(app: typer.Typer) -> None:
@@ -37,22 +22,14 @@ def ask(
     k: int | None = typer.Option(None, "--k", help="Passages to retrieve (default: setting)."),
 ) -> None:
     """Answer a question from one user's documents, with numbered sources."""
-    with runtime() as rt:
-        settings = rt.settings
-        chosen_mode = check_mode(mode or settings.retrieval_mode)
-        user_id = user_id_for(rt, user)
-        chain = build_answer_chain(
-            engine=rt.engine,
-            embeddings=rt.embeddings,
-            llm=llm_from_settings(settings),
-            default_mode=chosen_mode,
-            default_k=k or settings.top_k,
-            score_threshold=settings.score_threshold,
-        )
+    with cli_services() as services:
+        chosen_mode = check_mode(mode) if mode else None
+        user_id = user_id_for(services, user)
+        chain = services.answer_chain()
 
         async def run() -> Answer:
             final: Answer | None = None
-            async for item in chain.astream(question, user_id=user_id):
+            async for item in chain.astream(question, user_id=user_id, mode=chosen_mode, k=k):
                 if isinstance(item, Answer):
                     final = item
                 else:
@@ -61,7 +38,7 @@ def ask(
             assert final is not None
             return final
 
-        answer = asyncio.run(run())
+        answer = services.run(run())
     if answer.standalone_question != question.strip():
         console.print(f"[dim](searched for: {answer.standalone_question})[/]")
     if not answer.sources:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from chat_app.cli.context import runtime
+from chat_app.cli.context import cli_services
 from chat_app.cli.output import console
 from db import pg_client
 from db.engine import mask_url
@@ -22,8 +22,8 @@ def url(
     show_password: bool = typer.Option(False, "--show-password", help="Print the password too."),
 ) -> None:
     """Print the active connection URL (password masked)."""
-    with runtime(require_schema=False) as rt:
-        print(rt.database_url if show_password else mask_url(rt.database_url))
+    with cli_services(require_schema=False) as services:
+        print(services.database_url if show_password else mask_url(services.database_url))
 
 
 @app.command("shell")
@@ -31,8 +31,8 @@ def shell() -> None:
     """Open psql on the database (the embedded server ships psql)."""
     # psql runs while this process holds the embedded server open (not exec: the
     # server would stop when our handle is released, or never stop if exec skipped it).
-    with runtime(require_schema=False) as rt:
-        command, env = pg_client.client_command("psql", rt.database_url)
+    with cli_services(require_schema=False) as services:
+        command, env = pg_client.client_command("psql", services.database_url)
         code = subprocess.call(command, env=env)
     raise typer.Exit(code)
 
@@ -40,8 +40,8 @@ def shell() -> None:
 @app.command("backup")
 def backup(file: Path = typer.Argument(..., help="Where to write the dump.")) -> None:
     """Dump the whole database (users, chats, vectors, sync state) to FILE."""
-    with runtime(require_schema=False) as rt:
-        pg_client.backup(rt.database_url, file)
+    with cli_services(require_schema=False) as services:
+        pg_client.backup(services.database_url, file)
     console.print(f"Backed up to {file} ({file.stat().st_size:,} bytes).")
 
 
@@ -53,8 +53,8 @@ def restore(
     """Replace the database's contents with FILE."""
     if not yes:
         typer.confirm("This replaces every table in the database. Continue?", abort=True)
-    with runtime(require_schema=False) as rt:
-        pg_client.restore(rt.database_url, file)
+    with cli_services(require_schema=False) as services:
+        pg_client.restore(services.database_url, file)
     console.print(f"Restored from {file}.")
 
 
@@ -71,6 +71,6 @@ def reset(
 
     if not yes:
         typer.confirm("This deletes every user, chat and document. Continue?", abort=True)
-    with runtime(require_schema=False) as rt:
-        reset_database(rt.engine)
+    with cli_services(require_schema=False) as services:
+        reset_database(services.engine)
     console.print("Database reset: the schema is empty and at the newest revision.")

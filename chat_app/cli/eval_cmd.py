@@ -10,16 +10,12 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from chat_app.cli.context import runtime
+from chat_app.cli.context import cli_services
 from chat_app.cli.output import console
-from retrieval.evaluation import (
-    QueryVectors,
-    Scores,
-    ensure_indexed,
-    evaluate_mode,
-    load_beir,
-)
-from retrieval.retriever import MODES
+from ingest.eval_corpus import index_eval_corpus
+from retrieval.evaluation import QueryVectors, Scores, evaluate_mode, load_beir
+from retrieval.passages import MODES
+from retrieval.retriever import Retriever
 
 app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 
@@ -66,36 +62,46 @@ def beir(
         f"[bold]{dataset.name}[/]: {len(dataset.corpus):,} documents, "
         f"{len(dataset.queries):,} judged queries ({split})."
     )
-    with runtime() as rt:
+    with cli_services() as services:
         with _bar("Embedding the corpus") as progress:
-            report = ensure_indexed(
-                engine=rt.engine, embeddings=rt.embeddings, dataset=dataset, progress=progress
+            report = index_eval_corpus(
+                engine=services.engine,
+                embeddings=services.embeddings,
+                name=dataset.name,
+                corpus=dataset.corpus,
+                fingerprint=dataset.fingerprint,
+                progress=progress,
             )
         if report.embedded:
             console.print(f"Indexed {report.embedded:,} documents in {report.seconds:.0f} s.")
         else:
             console.print("Corpus already indexed (same fingerprint): no embedding work.")
-        embeddings = QueryVectors(rt.embeddings, list(dataset.queries.values()))
-        results: list[Scores] = []
-        for name in modes:
-            with _bar(f"Searching ({name})") as progress:
-                scores, _ = evaluate_mode(
-                    engine=rt.engine,
-                    embeddings=embeddings,
-                    user_id=report.user_id,
-                    dataset=dataset,
-                    mode=name,
-                    k=k,
-                    candidates=candidates,
-                    progress=progress,
-                )
-            results.append(scores)
+        embeddings = QueryVectors(services.embeddings, list(dataset.queries.values()))
+
+        async def search_every_mode() -> list[Scores]:
+            retriever = Retriever(engine=services.read_engine, embeddings=embeddings)
+            scores = []
+            for name in modes:
+                with _bar(f"Searching ({name})") as progress:
+                    found, _ = await evaluate_mode(
+                        retriever=retriever,
+                        user_id=report.user_id,
+                        dataset=dataset,
+                        mode=name,
+                        k=k,
+                        candidates=candidates,
+                        progress=progress,
+                    )
+                scores.append(found)
+            return scores
+
+        results = services.run(search_every_mode())
         if anchors:
             from retrieval.eval_anchors import bm25_anchor, exact_dense_anchor
 
             results.append(
                 exact_dense_anchor(
-                    engine=rt.engine,
+                    engine=services.engine,
                     embeddings=embeddings,
                     user_id=report.user_id,
                     dataset=dataset,

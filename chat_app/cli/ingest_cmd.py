@@ -6,9 +6,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chat_app.cli.context import runtime, user_id_for
+from chat_app.cli.context import cli_services, user_id_for
 from chat_app.cli.output import console, err_console
-from ingest.files import FileResult, IngestOptions, discover_files, ingest_files
+from ingest.files import FileResult, discover_files, ingest_files
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
 
@@ -25,25 +25,19 @@ def ingest(
     their old chunks. A file that fails is reported and leaves the database as it
     was; the others go on. Exit code 1 when any file failed.
     """
-    with runtime() as rt:
-        user_id = user_id_for(rt, user)
+    with cli_services() as services:
+        user_id = user_id_for(services, user)
         found = discover_files(paths)
         for note in found.notes:
             console.print(f"[dim]{note}[/]", highlight=False)
         if not found.files and not found.errors:
             console.print("No supported files found.")
             raise typer.Exit(0)
-        settings = rt.settings
-        options = IngestOptions(
-            chunk_size=settings.chunk_size,
-            chunk_overlap=settings.chunk_overlap,
-            max_bytes=settings.max_file_bytes,
-            batch_size=settings.embedding_batch_size,
-        )
+        options = services.ingest_options()
         results: list[FileResult] = list(found.errors)
         if found.files:
             with console.status("Loading the embedding model..."):
-                embeddings = rt.embeddings
+                embeddings = services.embeddings
             with Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -54,7 +48,7 @@ def ingest(
                 task = progress.add_task("Ingesting", total=len(found.files))
                 results += ingest_files(
                     found.files,
-                    engine=rt.engine,
+                    engine=services.engine,
                     embeddings=embeddings,
                     user_id=user_id,
                     options=options,

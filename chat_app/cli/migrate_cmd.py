@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
-from chat_app.cli.context import runtime
+from chat_app.cli.context import cli_services
 from chat_app.cli.output import console, err_console
 from db.errors import InvalidInput
 
@@ -64,7 +64,7 @@ def migrate(
         batch_size=batch_size,
     )
     with (
-        runtime() as rt,
+        cli_services() as services,
         Progress(
             TextColumn("{task.description:<14}"),
             BarColumn(),
@@ -80,9 +80,9 @@ def migrate(
             progress.update(tasks[event.phase], completed=event.done, total=event.total)
 
         report = migrate_legacy(
-            engine=rt.engine,
+            engine=services.engine,
             options=options,
-            embeddings=lambda: rt.embeddings,
+            embeddings=lambda: services.embeddings,
             on_batch=on_batch,
         )
         for task in progress.tasks:

@@ -6,7 +6,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from chat_app.cli.context import runtime, user_id_for
+from chat_app.cli.context import cli_services, user_id_for
 from chat_app.cli.output import console, err_console
 from ingest.notion.errors import NotionNotConnected
 from ingest.notion.report import SyncProgress, SyncReport
@@ -41,19 +41,18 @@ def connect(
     ),
 ) -> None:
     """Check an integration token with Notion and store it encrypted for USER."""
-    with runtime() as rt:
-        user_id = user_id_for(rt, user)
-        settings = rt.settings
+    with cli_services() as services:
+        user_id = user_id_for(services, user)
+        settings = services.settings
         if not token and settings.notion_token is not None:
             token = settings.notion_token.get_secret_value()
         if not token:
             token = typer.prompt("Notion integration secret", hide_input=True)
         status = connect_notion(
-            engine=rt.engine,
+            engine=services.engine,
             user_id=user_id,
             token=token,
-            secret_key=rt.secret_key,
-            base_url=settings.notion_base_url,
+            options=services.notion_options(),
         )
     console.print(
         f"Connected [bold]{user}[/] to Notion workspace [bold]{status.workspace_name or '?'}[/]."
@@ -69,17 +68,16 @@ def sync(user: str = _USER) -> None:
 
     Exit code 1 when some pages failed (the others are synced; run again to retry).
     """
-    with runtime() as rt:
-        user_id = user_id_for(rt, user)
-        settings = rt.settings
-        current = notion_status(engine=rt.engine, user_id=user_id)
+    with cli_services() as services:
+        user_id = user_id_for(services, user)
+        current = notion_status(engine=services.engine, user_id=user_id)
         if current is None or not current.connected:  # say so before loading the model
             raise NotionNotConnected(
                 f"{user} has not connected Notion.",
                 hint=f"Run `kb notion connect --user {user}` first.",
             )
         with console.status("Loading the embedding model..."):
-            embeddings = rt.embeddings
+            embeddings = services.embeddings
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -97,15 +95,10 @@ def sync(user: str = _USER) -> None:
                 )
 
             report = sync_notion(
-                engine=rt.engine,
+                engine=services.engine,
                 embeddings=embeddings,
                 user_id=user_id,
-                secret_key=rt.secret_key,
-                base_url=settings.notion_base_url,
-                chunk_size=settings.chunk_size,
-                chunk_overlap=settings.chunk_overlap,
-                requests_per_second=settings.notion_requests_per_second,
-                max_retries=settings.notion_max_retries,
+                options=services.notion_options(),
                 progress=on_progress,
             )
     _print_report(report)
@@ -118,8 +111,8 @@ def sync(user: str = _USER) -> None:
 @app.command("status")
 def status(user: str = _USER) -> None:
     """Show the connection (never the token) and the latest sync."""
-    with runtime() as rt:
-        current = notion_status(engine=rt.engine, user_id=user_id_for(rt, user))
+    with cli_services() as services:
+        current = notion_status(engine=services.engine, user_id=user_id_for(services, user))
     if current is None:
         console.print(
             f"{user} has not connected Notion. Run [bold]kb notion connect --user {user}[/].",
@@ -140,9 +133,9 @@ def disconnect(
     """Forget USER's Notion token and (unless --keep-content) remove the Notion chunks."""
     if not yes and not keep_content:
         typer.confirm(f"Remove {user}'s Notion token and every indexed Notion page?", abort=True)
-    with runtime() as rt:
+    with cli_services() as services:
         disconnect_notion(
-            engine=rt.engine, user_id=user_id_for(rt, user), keep_content=keep_content
+            engine=services.engine, user_id=user_id_for(services, user), keep_content=keep_content
         )
     console.print(
         f"Disconnected {user} from Notion"

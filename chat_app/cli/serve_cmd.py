@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chat_app.cli.output import console
-from chat_app.runtime import Runtime, open_runtime
+from chat_app.services import Services, open_services
 from chat_app.settings import Settings, load_settings
 from db.errors import SchemaOutOfDate
 from db.models import User
@@ -66,19 +66,21 @@ def prepare_app_root(settings: Settings) -> Path:
     return root
 
 
-def ensure_schema(rt: Runtime) -> None:
+def ensure_schema(services: Services) -> None:
     """At head already, or migrated now when the database is our embedded one."""
     try:
-        check_schema(rt.engine)
+        check_schema(services.engine)
         return
     except SchemaOutOfDate:
-        if rt.embedded is None:
+        if services.embedded is None:
             raise
     from db.setup_checks import run_setup
     from retrieval.embeddings import model_dimension
 
     console.print("Preparing the embedded database (first run)…")
-    report = run_setup(rt.engine, embedding_dimension=model_dimension(rt.settings.embedding_model))
+    report = run_setup(
+        services.engine, embedding_dimension=model_dimension(services.settings.embedding_model)
+    )
     if not report.ok:
         failed = "; ".join(f"{c.name}: {c.detail}" for c in report.checks if not c.ok)
         raise SchemaOutOfDate(
@@ -87,11 +89,11 @@ def ensure_schema(rt: Runtime) -> None:
         )
 
 
-def ensure_admin(rt: Runtime) -> str | None:
+def ensure_admin(services: Services) -> str | None:
     """Create the first admin on a database without users; returns a generated password
     (None when KB_ADMIN_PASSWORD was used or users exist)."""
-    settings = rt.settings
-    with Session(rt.engine) as session:
+    settings = services.settings
+    with Session(services.engine) as session:
         if session.scalar(select(func.count()).select_from(User)):
             return None
         configured = settings.admin_password.get_secret_value() if settings.admin_password else None
@@ -132,11 +134,11 @@ def serve(
     settings = load_settings()
     host = host or settings.host
     port = port or settings.port
-    rt = open_runtime(settings, require_schema=False)
+    services = open_services(settings, require_schema=False)
     try:
-        ensure_schema(rt)
+        ensure_schema(services)
         auth_secret = settings.persistent_secret("chainlit_auth", settings.chainlit_auth_secret)
-        password = ensure_admin(rt)
+        password = ensure_admin(services)
         if password:
             console.print(
                 f"Created the admin account [bold]{settings.admin_user}[/] with password "
@@ -148,7 +150,7 @@ def serve(
             console.print(
                 f"Admin account [bold]{settings.admin_user}[/] ready (KB_ADMIN_PASSWORD)."
             )
-        rt.engine.dispose()  # the app opens its own pool
+        services.engine.dispose()  # the app opens its own pool
         console.print(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
         command = [
             sys.executable,
@@ -164,7 +166,7 @@ def serve(
         ]
         code = _run_until_stopped(command, env=child_environment(settings, auth_secret=auth_secret))
     finally:
-        rt.close()
+        services.close()
     if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
         raise typer.Exit(code)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from chat_app.cli.context import runtime
+from chat_app.cli.context import cli_services
 from chat_app.cli.output import console
 from db.setup_checks import SetupReport, diagnose, run_setup
 
@@ -27,12 +27,16 @@ def setup() -> None:
     """
     from retrieval.embeddings import model_dimension
 
-    with runtime(require_schema=False) as rt:
+    with cli_services(require_schema=False) as services:
         report = run_setup(
-            rt.engine, embedding_dimension=model_dimension(rt.settings.embedding_model)
+            services.engine, embedding_dimension=model_dimension(services.settings.embedding_model)
         )
         _print(report, "kb setup")
-        where = "embedded server in " + str(rt.embedded.pgdata) if rt.embedded else "DATABASE_URL"
+        where = (
+            "embedded server in " + str(services.embedded.pgdata)
+            if services.embedded
+            else "DATABASE_URL"
+        )
         console.print(f"Database ready ({where}).")
     if not report.ok:
         raise typer.Exit(1)
@@ -42,10 +46,10 @@ def doctor() -> None:
     """Print versions (PostgreSQL, pgvector, schema, embedding model) and run checks."""
     from retrieval.embeddings import model_dimension, resolve_model
 
-    with runtime(require_schema=False) as rt:
-        model = resolve_model(rt.settings.embedding_model)
-        report = diagnose(rt.engine, model=model, model_dimension=model_dimension(model))
-        report.add("database", True, rt.engine.url.render_as_string(hide_password=True))
+    with cli_services(require_schema=False) as services:
+        model = resolve_model(services.settings.embedding_model)
+        report = diagnose(services.engine, model=model, model_dimension=model_dimension(model))
+        report.add("database", True, services.engine.url.render_as_string(hide_password=True))
         _print(report, "kb doctor")
     if not report.ok:
         raise typer.Exit(1)

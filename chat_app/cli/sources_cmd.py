@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from chat_app.cli.context import runtime, user_id_for
+from chat_app.cli.context import cli_services, user_id_for
 from chat_app.cli.output import console
 from db.chunks import list_sources
 from db.errors import NotFound
@@ -25,9 +25,9 @@ def list_(
     source_type: str | None = typer.Option(None, "--type", help="Only 'file' or 'notion'."),
 ) -> None:
     """List a user's sources with their chunk counts, newest first."""
-    with runtime() as rt:
-        user_id = user_id_for(rt, user)
-        with user_scope(rt.engine, user_id) as conn:
+    with cli_services() as services:
+        user_id = user_id_for(services, user)
+        with user_scope(services.engine, user_id) as conn:
             sources = list_sources(conn, user_id=user_id, source_type=source_type)
     table = Table("source id", "type", "title", "chunks", "updated")
     for s in sources:
@@ -50,10 +50,10 @@ def delete(
     source_type: str | None = typer.Option(None, "--type", help="Only 'file' or 'notion'."),
 ) -> None:
     """Remove a source's chunks and indexing records (the next ingest re-adds it)."""
-    with runtime() as rt:
-        user_id = user_id_for(rt, user)
+    with cli_services() as services:
+        user_id = user_id_for(services, user)
         removed = delete_source(
-            engine=rt.engine, user_id=user_id, source_id=source_id, source_type=source_type
+            engine=services.engine, user_id=user_id, source_id=source_id, source_type=source_type
         )
     if removed == 0:
         raise NotFound(

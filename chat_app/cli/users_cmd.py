@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from chat_app.cli.context import runtime
+from chat_app.cli.context import cli_services
 from chat_app.cli.output import console
 from db import users as repo
 
@@ -25,7 +25,7 @@ def add(
     admin: bool = typer.Option(False, "--admin", help="Give administrator rights."),
 ) -> None:
     """Add a user (passwords are stored as argon2 hashes)."""
-    with runtime() as rt, Session(rt.engine) as session:
+    with cli_services() as services, Session(services.engine) as session:
         user = repo.add_user(
             session=session,
             identifier=identifier,
@@ -40,7 +40,7 @@ def add(
 @app.command("list")
 def list_() -> None:
     """List users."""
-    with runtime() as rt, Session(rt.engine) as session:
+    with cli_services() as services, Session(services.engine) as session:
         table = Table("login", "name", "active", "admin", "created")
         for u in repo.list_users(session=session):
             table.add_row(
@@ -54,7 +54,7 @@ def list_() -> None:
 
 
 def _set_active(identifier: str, *, active: bool) -> None:
-    with runtime() as rt, Session(rt.engine) as session:
+    with cli_services() as services, Session(services.engine) as session:
         repo.set_active(session=session, identifier=identifier, active=active)
         session.commit()
     console.print(f"{'Enabled' if active else 'Disabled'} {identifier}.")
@@ -77,7 +77,7 @@ def set_password(
     identifier: str, password: str | None = typer.Option(None, help="Prompted for when omitted.")
 ) -> None:
     """Replace a user's password."""
-    with runtime() as rt, Session(rt.engine) as session:
+    with cli_services() as services, Session(services.engine) as session:
         repo.set_password(session=session, identifier=identifier, password=_password(password))
         session.commit()
         console.print(f"Password of {identifier} changed.")

@@ -13,6 +13,8 @@ from langchain_core.messages import BaseMessage
 from chat_app.handlers.citations import file_links, source_elements, sources_footer
 from chat_app.services import Services
 from db.errors import KbError
+from retrieval.chain import Answer
+from retrieval.passages import SearchMode
 
 __all__ = ["ANSWER_KIND", "answer_question"]
 
@@ -30,16 +32,14 @@ async def answer_question(
     services: Services,
     user_id: uuid.UUID,
     history: Sequence[BaseMessage] = (),
-    mode: str | None = None,
+    mode: SearchMode | None = None,
     k: int | None = None,
 ) -> cl.Message:
     """Stream the answer into one message and attach its sources; returns the message."""
-    from retrieval.chain import Answer
-
     msg = cl.Message(content="", metadata={"kind": ANSWER_KIND})
     answer: Answer | None = None
     try:
-        chain = await asyncio.to_thread(lambda: services.chain)
+        chain = await asyncio.to_thread(services.answer_chain)  # loads the model once
         async for part in chain.astream(question, user_id=user_id, history=history, mode=mode, k=k):
             if isinstance(part, Answer):
                 answer = part

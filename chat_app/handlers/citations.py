@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import chainlit as cl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from chat_app.storage import FILES_ROUTE
+from retrieval.chain import Citation
 
 __all__ = ["SOURCES_MARKER", "file_links", "source_elements", "sources_footer", "strip_footer"]
 
@@ -36,8 +36,8 @@ _FILE_LINKS = sa.text(
 )
 
 
-def _label(source: Any) -> str:
-    title = source.title or source.source_id
+def _label(source: Citation) -> str:
+    title = source.title
     if source.source_type == "notion":
         title = f"Notion: {title}"
     return f"{title}, p. {source.page}" if source.page else title
@@ -63,13 +63,13 @@ def _quote_line(line: str) -> str:
     return stripped
 
 
-def _link(source: Any, links: dict[str, str]) -> str | None:
+def _link(source: Citation, links: dict[str, str]) -> str | None:
     if source.url:
-        return str(source.url)
+        return source.url
     return links.get(source.source_id)
 
 
-def source_elements(sources: Sequence[Any], links: dict[str, str]) -> list[cl.Text]:
+def source_elements(sources: Sequence[Citation], links: dict[str, str]) -> list[cl.Text]:
     """One side panel per source: title, page, the passage, and where to open it."""
     elements = []
     for source in sources:
@@ -91,7 +91,7 @@ def source_elements(sources: Sequence[Any], links: dict[str, str]) -> list[cl.Te
     return elements
 
 
-def sources_footer(sources: Sequence[Any]) -> str:
+def sources_footer(sources: Sequence[Citation]) -> str:
     if not sources:
         return ""
     return SOURCES_MARKER + " · ".join(f"[{s.number}] {_label(s)}" for s in sources)

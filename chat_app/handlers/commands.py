@@ -10,6 +10,7 @@ from chainlit.input_widget import Select, Slider
 from chainlit.types import CommandDict
 
 from chat_app.settings import Settings
+from retrieval.passages import MODES
 
 __all__ = [
     "COMMANDS",
@@ -77,7 +78,7 @@ def parse_command(command: str | None, content: str) -> ParsedCommand:
 
 def chat_settings(settings: Settings, chosen: dict[str, object] | None = None) -> cl.ChatSettings:
     chosen = chosen or {}
-    modes = ["hybrid", "vector", "keyword"]
+    modes: list[str] = list(MODES)
     mode = str(chosen.get("mode") or settings.retrieval_mode)
     top_k = chosen.get("top_k") or settings.top_k
     return cl.ChatSettings(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import chainlit as cl
 import sqlalchemy as sa
+from chainlit.step import StepDict
+from chainlit.types import ThreadDict
 from sqlalchemy.engine import Engine
 
 from chat_app.handlers.ask import ANSWER_KIND
@@ -18,7 +20,7 @@ from chat_app.handlers.session import MAX_HISTORY_MESSAGES, set_history
 __all__ = ["memory_from_steps", "name_thread_after_question", "restore_memory"]
 
 
-def _metadata(step: Mapping[str, Any]) -> dict[str, Any]:
+def _metadata(step: StepDict) -> dict[str, Any]:
     value = step.get("metadata") or {}
     if isinstance(value, str):
         import json
@@ -27,7 +29,7 @@ def _metadata(step: Mapping[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def memory_from_steps(steps: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+def memory_from_steps(steps: Iterable[StepDict]) -> list[tuple[str, str]]:
     """Questions and answers in order; commands, uploads and tool steps are not memory."""
     ordered = sorted(steps, key=lambda s: str(s.get("createdAt") or ""))
     memory: list[tuple[str, str]] = []
@@ -55,7 +57,7 @@ def memory_from_steps(steps: Iterable[Mapping[str, Any]]) -> list[tuple[str, str
     return paired[-MAX_HISTORY_MESSAGES:]
 
 
-def restore_memory(thread: Mapping[str, Any]) -> list[tuple[str, str]]:
+def restore_memory(thread: ThreadDict) -> list[tuple[str, str]]:
     memory = memory_from_steps(thread.get("steps") or [])
     set_history(memory)
     return memory

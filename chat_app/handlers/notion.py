@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import chainlit as cl
 import sqlalchemy as sa
@@ -19,6 +19,14 @@ import sqlalchemy as sa
 from chat_app.handlers.progress import run_with_progress
 from chat_app.services import Services
 from db.errors import KbError
+from ingest.notion.report import SyncProgress, SyncReport
+from ingest.notion.service import (
+    NotionStatus,
+    connect_notion,
+    disconnect_notion,
+    notion_status,
+    sync_notion,
+)
 
 __all__ = [
     "ACTION_CONNECT",
@@ -54,13 +62,13 @@ def _actions(connected: bool) -> list[cl.Action]:
     ]
 
 
-def _when(value: Any) -> str:
+def _when(value: datetime | None) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC") if value.tzinfo else f"{value:%Y-%m-%d %H:%M}"
     return str(value) if value else "never"
 
 
-def format_status(status: Any) -> str:
+def format_status(status: NotionStatus | None) -> str:
     """A short paragraph about a `NotionStatus` (None = never connected)."""
     if status is None or not status.connected:
         text = (
@@ -86,7 +94,7 @@ def format_status(status: Any) -> str:
     return "\n\n".join(lines)
 
 
-def format_progress(event: Any) -> str:
+def format_progress(event: SyncProgress) -> str:
     """One line for a `SyncProgress` event."""
     if event.phase == "enumerating":
         return f"Finding pages shared with the integration… ({event.total} so far)"
@@ -99,9 +107,7 @@ def format_progress(event: Any) -> str:
     return f"Page {event.done}/{event.total}{title}{outcome}"
 
 
-def _status(services: Services, user_id: uuid.UUID) -> Any:
-    from ingest.notion.service import notion_status
-
+def _status(services: Services, user_id: uuid.UUID) -> NotionStatus | None:
     return notion_status(engine=services.engine, user_id=user_id)
 
 
@@ -138,8 +144,6 @@ async def _scrub_reply(reply_id: str, services: Services) -> None:
 
 async def connect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
     """Ask for the integration token, validate it with Notion and store it encrypted."""
-    from ingest.notion.service import connect_notion
-
     reply = await cl.AskUserMessage(
         content=(
             "Paste your Notion **internal integration token** (it starts with `ntn_` or "
@@ -159,8 +163,7 @@ async def connect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
                 engine=services.engine,
                 user_id=user_id,
                 token=token,
-                secret_key=services.secret_key,
-                base_url=services.settings.notion_base_url,
+                options=services.notion_options(),
             )
         )
     except KbError as exc:
@@ -180,7 +183,7 @@ async def connect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
     return msg
 
 
-def _report_text(report: Any) -> str:
+def _report_text(report: SyncReport) -> str:
     counts = (
         f"**{report.pages_new}** new, **{report.pages_updated}** updated, "
         f"**{report.pages_removed}** removed, **{report.pages_unchanged}** unchanged, "
@@ -196,20 +199,13 @@ def _report_text(report: Any) -> str:
 
 async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
     """Incremental re-sync with live progress, then the summary."""
-    from ingest.notion.service import sync_notion
 
-    settings = services.settings
-
-    def work(progress: Any) -> Any:
+    def work(progress: Callable[[SyncProgress], None]) -> SyncReport:
         return sync_notion(
             engine=services.engine,
             embeddings=services.embeddings,
             user_id=user_id,
-            secret_key=services.secret_key,
-            base_url=settings.notion_base_url,
-            chunk_size=settings.chunk_size,
-            chunk_overlap=settings.chunk_overlap,
-            requests_per_second=settings.notion_requests_per_second,
+            options=services.notion_options(),
             progress=progress,
         )
 
@@ -219,7 +215,7 @@ async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
         step.output = "Listing pages shared with the integration…"
         await step.update()
 
-        async def show(event: Any) -> None:
+        async def show(event: SyncProgress) -> None:
             step.output = format_progress(event)
             await step.update()
 
@@ -255,8 +251,6 @@ async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
 
 
 async def disconnect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
-    from ingest.notion.service import disconnect_notion
-
     await asyncio.to_thread(lambda: disconnect_notion(engine=services.engine, user_id=user_id))
     msg = cl.Message(
         content="Notion is disconnected: its token and its pages are removed from your "

@@ -9,11 +9,12 @@ from typing import Any, TypeVar
 __all__ = ["run_with_progress"]
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 async def run_with_progress(
-    work: Callable[[Callable[[Any], None]], T],
-    on_progress: Callable[[Any], Awaitable[None]],
+    work: Callable[[Callable[[P], None]], T],
+    on_progress: Callable[[P], Awaitable[None]],
 ) -> T:
     """`work(progress)` runs in a worker thread; each `progress(x)` is shown with `on_progress(x)`.
 
@@ -21,15 +22,16 @@ async def run_with_progress(
     Chainlit context of the caller (a worker thread has none).
     """
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue()
+    queue: asyncio.Queue[P] = asyncio.Queue()
 
-    def progress(report: Any) -> None:
+    def progress(report: P) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, report)
 
     task: asyncio.Future[T] = asyncio.ensure_future(asyncio.to_thread(work, progress))
     while not task.done():
-        getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+        getter: asyncio.Future[P] = asyncio.ensure_future(queue.get())
+        waiting: set[asyncio.Future[Any]] = {task, getter}
+        done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if getter in done:
             await on_progress(getter.result())
         else:

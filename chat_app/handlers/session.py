@@ -11,6 +11,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from chat_app.auth import user_id_of
 from chat_app.settings import Settings
+from retrieval.passages import MODES, SearchMode, check_mode
 
 __all__ = [
     "HISTORY_KEY",
@@ -26,12 +27,11 @@ __all__ = [
 HISTORY_KEY = "kb_history"
 # The chain only needs recent turns to rewrite a follow-up question.
 MAX_HISTORY_MESSAGES = 20
-MODES = ("hybrid", "vector", "keyword")
 
 
 @dataclass(frozen=True)
 class ChatOptions:
-    mode: str
+    mode: SearchMode
     k: int
 
 
@@ -60,9 +60,9 @@ def remember_exchange(question: str, answer: str) -> None:
 def chat_options(settings: Settings) -> ChatOptions:
     """The chat's retrieval mode and top-k: the user's choice, else the server default."""
     chosen: dict[str, Any] = cl.user_session.get("chat_settings") or {}
-    mode = str(chosen.get("mode") or settings.retrieval_mode)
-    if mode not in MODES:
-        mode = settings.retrieval_mode
+    mode: SearchMode = settings.retrieval_mode
+    if chosen.get("mode") in MODES:
+        mode = check_mode(str(chosen["mode"]))
     try:
         k = int(chosen.get("top_k") or settings.top_k)
     except (TypeError, ValueError):

@@ -15,13 +15,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import chainlit as cl
+from chainlit.element import Element
 
 from chat_app.handlers.progress import run_with_progress
 from chat_app.services import Services
 from db.errors import KbError
+from ingest.files import FileResult, ingest_file
+from ingest.loaders import SUPPORTED_EXTENSIONS
 
 __all__ = ["Upload", "UploadOutcome", "ingest_uploads", "uploads_from_elements"]
 
@@ -46,23 +48,19 @@ class UploadOutcome:
     detail: str
 
 
-def uploads_from_elements(elements: Sequence[Any]) -> list[Upload]:
+def uploads_from_elements(elements: Sequence[Element]) -> list[Upload]:
     """The files attached to a message (elements with a path on disk)."""
     uploads = []
     for element in elements:
-        path = getattr(element, "path", None)
-        if not path:
+        if not element.path:
             continue
-        p = Path(path)
-        size = getattr(element, "size", None)
+        path = Path(element.path)
         uploads.append(
             Upload(
-                path=p,
-                name=element.name or p.name,
-                size=int(size)
-                if isinstance(size, int)
-                else (p.stat().st_size if p.exists() else 0),
-                mime=getattr(element, "mime", None),
+                path=path,
+                name=element.name or path.name,
+                size=path.stat().st_size if path.exists() else 0,
+                mime=element.mime,
             )
         )
     return uploads
@@ -76,19 +74,11 @@ def _safe_name(name: str) -> str:
 
 def _ingest_one(
     upload: Upload, services: Services, user_id: uuid.UUID
-) -> Callable[[Callable[[Any], None]], Any]:
-    from ingest.files import IngestOptions, ingest_file
-
-    settings = services.settings
-    options = IngestOptions(
-        chunk_size=settings.chunk_size,
-        chunk_overlap=settings.chunk_overlap,
-        max_bytes=settings.max_file_bytes,
-        batch_size=settings.embedding_batch_size,
-    )
+) -> Callable[[Callable[[str], None]], FileResult]:
+    options = services.ingest_options()
     name = _safe_name(upload.name)
 
-    def work(progress: Callable[[Any], None]) -> Any:
+    def work(progress: Callable[[str], None]) -> FileResult:
         embeddings = services.embeddings  # first use loads the model (seconds)
         # Chainlit stores uploads under a random id; the loader picks the format
         # from the real name, so the file is linked (or copied) next to that name.
@@ -111,8 +101,8 @@ def _ingest_one(
     return work
 
 
-def _describe(result: Any) -> tuple[str, str]:
-    """(status, one line for the step) of an `ingest.files.FileResult`."""
+def _describe(result: FileResult) -> tuple[str, str]:
+    """(status, one line for the step) of a file's result."""
     if result.status == "error":
         return "error", f"Failed: {result.error}"
     if result.status == "unchanged":
@@ -147,8 +137,7 @@ async def _ingest_with_step(
         step.output = "Parsing…"
         await step.update()
 
-        async def show(report: Any) -> None:
-            text = str(report)
+        async def show(text: str) -> None:
             step.output = text[:1].upper() + text[1:] + "…"
             await step.update()
 
@@ -228,8 +217,6 @@ _TEXT_EXTENSIONS = [
 
 def accepted_types() -> dict[str, list[str]]:
     """MIME type -> extensions the loaders read (`/upload` and `.chainlit/config.toml`)."""
-    from ingest.loaders import SUPPORTED_EXTENSIONS
-
     every = sorted("." + e.lstrip(".") for e in SUPPORTED_EXTENSIONS)
     text = [e for e in _TEXT_EXTENSIONS if e in every]
     return {

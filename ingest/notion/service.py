@@ -25,6 +25,7 @@ from ingest.notion.report import SyncProgress, SyncReport
 from ingest.notion.sync import SOURCE_TYPE, SyncOptions, run_sync
 
 __all__ = [
+    "NotionOptions",
     "NotionStatus",
     "SyncProgress",
     "SyncReport",
@@ -37,6 +38,19 @@ __all__ = [
 
 #: The latest recorded run, as the repository reads it.
 LastSync = repo.SyncRow
+
+
+@dataclass(frozen=True)
+class NotionOptions:
+    """How to reach Notion and index its pages; the app builds one from its settings."""
+
+    secret_key: str  # encrypts tokens at rest
+    base_url: str | None = None  # None: api.notion.com (tests point at a fake)
+    requests_per_second: float = 3.0
+    max_retries: int = 5
+    backoff_seconds: float = 1.0
+    chunk_size: int = 1000
+    chunk_overlap: int = 150
 
 
 @dataclass(frozen=True)
@@ -57,8 +71,7 @@ def connect_notion(
     engine: Engine,
     user_id: uuid.UUID,
     token: str,
-    secret_key: str,
-    base_url: str | None = None,
+    options: NotionOptions,
 ) -> NotionStatus:
     """Check the token with `users.me`, then store it encrypted (replacing any old one).
 
@@ -70,14 +83,16 @@ def connect_notion(
             "The Notion token is empty.",
             hint="Paste the Internal Integration Secret from https://www.notion.so/my-integrations.",
         )
-    with NotionClient(token, base_url=base_url, requests_per_second=0, max_retries=2) as client:
+    with NotionClient(
+        token, base_url=options.base_url, requests_per_second=0, max_retries=2
+    ) as client:
         me = client.me()
     bot = me.get("bot") or {}
     with user_scope(engine, user_id) as conn:
         repo.save_connection(
             conn,
             user_id=user_id,
-            token_encrypted=encrypt_token(token, secret_key=secret_key),
+            token_encrypted=encrypt_token(token, secret_key=options.secret_key),
             workspace_name=bot.get("workspace_name"),
             bot_id=me.get("id"),
         )
@@ -91,14 +106,8 @@ def sync_notion(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
-    secret_key: str,
-    base_url: str | None = None,
-    chunk_size: int = 1000,
-    chunk_overlap: int = 150,
-    requests_per_second: float = 3.0,
+    options: NotionOptions,
     progress: Callable[[SyncProgress], None] | None = None,
-    max_retries: int = 5,
-    backoff_seconds: float = 1.0,
 ) -> SyncReport:
     """Incrementally sync everything shared with the user's integration.
 
@@ -113,20 +122,20 @@ def sync_notion(
             "This user has not connected Notion.",
             hint="Run `kb notion connect --user LOGIN` (or use Connect Notion in the app).",
         )
-    token = decrypt_token(stored.token_encrypted, secret_key=secret_key)
+    token = decrypt_token(stored.token_encrypted, secret_key=options.secret_key)
     with NotionClient(
         token,
-        base_url=base_url,
-        requests_per_second=requests_per_second,
-        max_retries=max_retries,
-        backoff_seconds=backoff_seconds,
+        base_url=options.base_url,
+        requests_per_second=options.requests_per_second,
+        max_retries=options.max_retries,
+        backoff_seconds=options.backoff_seconds,
     ) as client:
         return run_sync(
             engine=engine,
             embeddings=embeddings,
             user_id=user_id,
             client=client,
-            options=SyncOptions(chunk_size=chunk_size, chunk_overlap=chunk_overlap),
+            options=SyncOptions(chunk_size=options.chunk_size, chunk_overlap=options.chunk_overlap),
             progress=progress,
         )
 
