@@ -7,11 +7,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from chat_app.cli.context import cli_services
-from chat_app.cli.output import console
+from chat_app.cli.output import console, progress_bar
 from ingest.eval_corpus import index_eval_corpus
 from retrieval.evaluation import QueryVectors, Scores, evaluate_mode, load_beir
 from retrieval.passages import MODES
@@ -22,13 +21,7 @@ app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
 
 @contextmanager
 def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console, transient=True) as progress:
+    with progress_bar(transient=True, remaining=True) as progress:
         task = progress.add_task(description, total=None)
 
         def update(done: int, total: int) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from chat_app.cli.context import cli_services, user_id_for
-from chat_app.cli.output import console, err_console
+from chat_app.cli.output import console, err_console, progress_bar
 from ingest.files import FileResult, discover_files, ingest_files
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
@@ -38,13 +37,7 @@ def ingest(
         if found.files:
             with console.status("Loading the embedding model..."):
                 embeddings = services.embeddings
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress:
+            with progress_bar() as progress:
                 task = progress.add_task("Ingesting", total=len(found.files))
                 results += ingest_files(
                     found.files,

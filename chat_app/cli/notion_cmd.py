@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from chat_app.cli.context import cli_services, user_id_for
-from chat_app.cli.output import console, err_console
+from chat_app.cli.output import console, err_console, progress_bar
 from ingest.notion.errors import NotionNotConnected
 from ingest.notion.report import SyncProgress, SyncReport
 from ingest.notion.service import (
@@ -78,14 +77,7 @@ def sync(user: str = _USER) -> None:
             )
         with console.status("Loading the embedding model..."):
             embeddings = services.embeddings
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
+        with progress_bar() as bar:
             task = bar.add_task("Connecting to Notion", total=None)
 
             def on_progress(event: SyncProgress) -> None:

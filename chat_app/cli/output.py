@@ -6,6 +6,14 @@ import sys
 from typing import NoReturn
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from db.errors import KbError
 
@@ -21,3 +29,15 @@ def fail(error: KbError | str, *, code: int = 1) -> NoReturn:
         text = error
     err_console.print(f"[bold red]Error:[/] {text}", highlight=False, soft_wrap=True)
     sys.exit(code)
+
+
+def progress_bar(*, transient: bool = False, remaining: bool = False) -> Progress:
+    """The commands' bar: what is happening, done/total, and elapsed (or remaining) time."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn() if remaining else TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+    )
