@@ -33,10 +33,12 @@ from chat_app.handlers.session import (
     remember_exchange,
 )
 from chat_app.handlers.sources import forget_source, show_sources
+from chat_app.handlers.spaces import find_space, spaces_command, user_spaces
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
 from chat_app.services import Services, open_services
-from chat_app.storage import install_file_route
-from db.errors import KbError
+from chat_app.storage import install_file_route, install_source_route
+from db.errors import KbError, NotFound
+from db.spaces import SpaceAccess
 
 log = logging.getLogger("kb.app")
 # Alembic announces its plugins and migration context at INFO on every schema check,
@@ -90,6 +92,7 @@ def data_layer() -> SQLAlchemyDataLayer:
 
 
 install_file_route(server_app, lambda: _app.services.storage_engine)
+install_source_route(server_app, lambda: _app.services.engine)
 
 
 @cl.on_app_startup
@@ -131,17 +134,23 @@ async def set_starters(
     return starters()
 
 
+async def _my_spaces(services: Services) -> list[SpaceAccess]:
+    return await asyncio.to_thread(user_spaces, services, current_user_id())
+
+
 @cl.on_chat_start
 async def on_chat_start() -> None:
     services = await _services()
-    await send_chat_setup(services.settings)
+    await send_chat_setup(services.settings, await _my_spaces(services))
 
 
 @cl.on_chat_resume
 async def on_chat_resume(thread: ThreadDict) -> None:
     services = await _services()
     restore_memory(thread)
-    await send_chat_setup(services.settings, cl.user_session.get("chat_settings"))
+    await send_chat_setup(
+        services.settings, await _my_spaces(services), cl.user_session.get("chat_settings")
+    )
 
 
 @cl.on_settings_update
@@ -170,25 +179,36 @@ async def on_message(message: cl.Message) -> None:
 async def _handle_message(message: cl.Message) -> None:
     services = await _services()
     user_id = current_user_id()
-    uploads = uploads_from_elements(message.elements or [])
-    if uploads:
-        await ingest_uploads(uploads, services=services, user_id=user_id)
+    # The user's spaces now (a membership may have changed since the last message).
+    spaces = await _my_spaces(services)
+    options = chat_options(services.settings, spaces)
     parsed = parse_command(message.command, message.content)
+    uploads = uploads_from_elements(message.elements or [])
+    # Files go to the space named by `/upload SPACE`, else the chat's upload space.
+    target = options.upload_space
+    if parsed.name == "upload" and parsed.argument:
+        target = find_space(spaces, parsed.argument)
+    if uploads:
+        await ingest_uploads(uploads, services=services, user_id=user_id, space=target)
     if parsed.name == "upload":
-        await ask_and_ingest(services=services, user_id=user_id)
+        if not uploads:
+            await ask_and_ingest(services=services, user_id=user_id, space=target)
     elif parsed.name == "sources":
         await show_sources(services=services, user_id=user_id)
     elif parsed.name == "forget":
         await forget_source(parsed.argument, services=services, user_id=user_id)
     elif parsed.name == "notion":
-        await notion.notion_menu(services=services, user_id=user_id)
+        space = find_space(spaces, parsed.argument) if parsed.argument else _personal(spaces)
+        await notion.notion_menu(services=services, user_id=user_id, space=space)
+    elif parsed.name == "spaces":
+        await spaces_command(parsed.argument, services=services, user_id=user_id)
     elif parsed.argument and (not uploads or parsed.argument.rstrip().endswith("?")):
         # With files attached, only a question gets an answer ("here is my report" does not).
-        options = chat_options(services.settings)
         reply = await answer_question(
             parsed.argument,
             services=services,
             user_id=user_id,
+            spaces=options.spaces,
             history=get_history(),
             mode=options.mode,
             k=options.k,
@@ -198,18 +218,31 @@ async def _handle_message(message: cl.Message) -> None:
             await name_thread_after_question(services.engine, user_id, parsed.argument)
 
 
+def _personal(spaces: list[SpaceAccess]) -> SpaceAccess:
+    return next(s for s in spaces if s.kind == "personal")
+
+
 class _ActionHandler(Protocol):
-    def __call__(self, *, services: Services, user_id: uuid.UUID) -> Awaitable[object]: ...
+    def __call__(
+        self, *, services: Services, user_id: uuid.UUID, space: SpaceAccess
+    ) -> Awaitable[object]: ...
 
 
-async def _run_action(handler: _ActionHandler) -> None:
+async def _run_action(handler: _ActionHandler, action: cl.Action) -> None:
     """Chainlit runs action callbacks without the "working" state; show it, and always
-    end it (an AskUserMessage inside leaves the task started)."""
+    end it (an AskUserMessage inside leaves the task started). The action names its
+    space; the user's membership is checked again now."""
     emitter = cl.context.emitter
     await emitter.task_start()
 
     async def run() -> None:
-        await handler(services=await _services(), user_id=current_user_id())
+        services = await _services()
+        wanted = str(action.payload.get("space_id") or "")
+        spaces = await _my_spaces(services)
+        space = next((s for s in spaces if str(s.id) == wanted), None)
+        if space is None:
+            raise NotFound("That space is not one of yours any more.", hint="See `/spaces`.")
+        await handler(services=services, user_id=current_user_id(), space=space)
 
     try:
         await _guarded(run())
@@ -219,19 +252,19 @@ async def _run_action(handler: _ActionHandler) -> None:
 
 @cl.action_callback(notion.ACTION_CONNECT)
 async def on_notion_connect(action: cl.Action) -> None:
-    await _run_action(notion.connect)
+    await _run_action(notion.connect, action)
 
 
 @cl.action_callback(notion.ACTION_SYNC)
 async def on_notion_sync(action: cl.Action) -> None:
-    await _run_action(notion.resync)
+    await _run_action(notion.resync, action)
 
 
 @cl.action_callback(notion.ACTION_STATUS)
 async def on_notion_status(action: cl.Action) -> None:
-    await _run_action(notion.show_status)
+    await _run_action(notion.show_status, action)
 
 
 @cl.action_callback(notion.ACTION_DISCONNECT)
 async def on_notion_disconnect(action: cl.Action) -> None:
-    await _run_action(notion.disconnect)
+    await _run_action(notion.disconnect, action)

@@ -1,14 +1,19 @@
-"""Chainlit element storage in PostgreSQL (`stored_files`, BYTEA) and the route serving it.
+"""Files in PostgreSQL and the routes serving them.
 
-The wheel ships only S3/GCS/Azure storage clients; keeping attachments in the same
-database keeps "one PostgreSQL" true and makes them survive a resume. The read URL
-points at `/kb/files/<key>`, which serves bytes only to the owner of a thread that
-holds an element with that key (elements -> threads -> "userId"): the key's user
-prefix is Chainlit's naming, not a proof of ownership.
+Chat attachments: Chainlit element storage in `stored_files` (BYTEA). The wheel ships
+only S3/GCS/Azure storage clients; keeping attachments in the same database keeps
+"one PostgreSQL" true and makes them survive a resume. The read URL points at
+`/kb/files/<key>`, which serves bytes only to the owner of a thread that holds an
+element with that key (elements -> threads -> "userId"): the key's user prefix is
+Chainlit's naming, not a proof of ownership.
+
+Indexed files: `source_files`, per space, served at `/kb/sources/<id>` to the members
+of that space only (what a citation's "open the file" link opens).
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,13 +23,26 @@ import sqlalchemy as sa
 from chainlit.data.storage_clients.base import BaseStorageClient
 from fastapi import Depends, FastAPI, HTTPException, Response
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import StoredFile
+from db.scoped import user_scope
+from db.source_files import FileBytes, read_source_file
+from db.spaces import readable_spaces
 
-__all__ = ["FILES_ROUTE", "PostgresStorageClient", "install_file_route", "read_owned_file"]
+__all__ = [
+    "FILES_ROUTE",
+    "SOURCES_ROUTE",
+    "PostgresStorageClient",
+    "install_file_route",
+    "install_source_route",
+    "read_owned_file",
+    "source_file_url",
+]
 
 FILES_ROUTE = "/kb/files"
+SOURCES_ROUTE = "/kb/sources"
 
 _OWNED_FILE = sa.text(
     """
@@ -162,8 +180,49 @@ def install_file_route(
         data, mime, name = found
         return Response(content=data, media_type=mime, headers=_file_headers(name, mime))
 
-    route_path = f"{path.rstrip('/')}/{{object_key:path}}"
+    _add_first(app, f"{path.rstrip('/')}/{{object_key:path}}", serve_file, "kb_stored_file")
+
+
+def _add_first(app: FastAPI, route_path: str, endpoint: Callable[..., Any], name: str) -> None:
     if any(getattr(r, "path", None) == route_path for r in app.router.routes):
         return
-    app.add_api_route(route_path, serve_file, methods=["GET"], name="kb_stored_file")
+    app.add_api_route(route_path, endpoint, methods=["GET"], name=name)
     app.router.routes.insert(0, app.router.routes.pop())
+
+
+def source_file_url(file_id: uuid.UUID) -> str:
+    return f"{SOURCES_ROUTE}/{file_id}"
+
+
+def _read_source_file(engine: Engine, user_id: uuid.UUID, file_id: uuid.UUID) -> FileBytes | None:
+    # The user's spaces now, in their own scope: row-level security and the SQL filter
+    # both require a membership, so a removed member gets nothing.
+    with user_scope(engine, user_id) as conn:
+        spaces = [s.id for s in readable_spaces(conn, user_id=user_id)]
+        return read_source_file(conn, file_id=file_id, space_ids=spaces)
+
+
+def install_source_route(
+    app: FastAPI, engine: Callable[[], Engine], *, path: str = SOURCES_ROUTE
+) -> None:
+    """`GET {path}/{file_id}`: an indexed file, for members of its space (404 otherwise)."""
+    from chainlit.auth import get_current_user
+
+    async def serve_source(file_id: str, current_user: Any = Depends(get_current_user)) -> Response:
+        user_id = getattr(current_user, "id", None)
+        if not user_id:
+            raise HTTPException(status_code=401, detail="Log in to read files.")
+        try:
+            found = await asyncio.to_thread(
+                _read_source_file, engine(), uuid.UUID(str(user_id)), uuid.UUID(file_id)
+            )
+        except ValueError:
+            found = None
+        if found is None:
+            raise HTTPException(status_code=404, detail="File not found.")
+        mime = found.mime or "application/octet-stream"
+        return Response(
+            content=found.data, media_type=mime, headers=_file_headers(found.filename, mime)
+        )
+
+    _add_first(app, f"{path.rstrip('/')}/{{file_id}}", serve_source, "kb_source_file")

@@ -28,6 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "SPACE_OWNED_TABLES",
     "Base",
     "DocumentChunk",
     "Element",
@@ -36,6 +37,9 @@ __all__ = [
     "NotionConnection",
     "NotionPage",
     "NotionSync",
+    "SourceFile",
+    "Space",
+    "SpaceMember",
     "Step",
     "StoredFile",
     "Thread",
@@ -43,14 +47,14 @@ __all__ = [
     "User",
 ]
 
-#: Tables whose rows belong to one user and are protected by row-level security.
-USER_OWNED_TABLES: tuple[str, ...] = (
+#: Tables whose rows belong to a space: row-level security admits members only.
+SPACE_OWNED_TABLES: tuple[str, ...] = (
     "document_chunks",
     "index_records",
     "notion_connections",
     "notion_pages",
     "notion_syncs",
-    "usage_logs",
+    "source_files",
 )
 
 
@@ -78,6 +82,59 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+class Space(Base):
+    """Where indexed content lives: a person's own (`personal`) or a team's (`shared`)."""
+
+    __tablename__ = "spaces"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)  # personal | shared
+    personal_of: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), unique=True
+    )
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class SpaceMember(Base):
+    """A person's role in a space: reader < editor < owner."""
+
+    __tablename__ = "space_members"
+
+    space_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("spaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    role: Mapped[str] = mapped_column(Text, nullable=False)
+    added_by: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")
+    )
+    added_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+
+
+def _space_fk(*, primary_key: bool = False) -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True),
+        ForeignKey("spaces.id", ondelete="CASCADE"),
+        nullable=False,
+        primary_key=primary_key,
+    )
+
+
+def _user_ref() -> Mapped[uuid.UUID | None]:
+    return mapped_column(UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL"))
 
 
 class Thread(Base):
@@ -167,9 +224,8 @@ class DocumentChunk(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     chunk_id: Mapped[str] = mapped_column(Text, unique=True, nullable=False)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    )
+    space_id: Mapped[uuid.UUID] = _space_fk()
+    added_by: Mapped[uuid.UUID | None] = _user_ref()
     text: Mapped[str] = mapped_column(Text, nullable=False)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, nullable=False)
     source_type: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -190,22 +246,21 @@ class IndexRecord(Base):
 
     namespace: Mapped[str] = mapped_column(Text, primary_key=True)
     key: Mapped[str] = mapped_column(Text, primary_key=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    )
+    space_id: Mapped[uuid.UUID] = _space_fk()
     group_id: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class NotionConnection(Base):
-    """A user's Notion integration; the token is Fernet-encrypted."""
+    """A space's Notion integration; the token is Fernet-encrypted."""
 
     __tablename__ = "notion_connections"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), unique=True, nullable=False
+    space_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("spaces.id", ondelete="CASCADE"), unique=True, nullable=False
     )
+    connected_by: Mapped[uuid.UUID | None] = _user_ref()
     token_encrypted: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     workspace_name: Mapped[str | None] = mapped_column(Text)
     bot_id: Mapped[str | None] = mapped_column(Text)
@@ -214,13 +269,11 @@ class NotionConnection(Base):
 
 
 class NotionPage(Base):
-    """Sync state of one Notion page for one user."""
+    """Sync state of one Notion page in one space."""
 
     __tablename__ = "notion_pages"
 
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
-    )
+    space_id: Mapped[uuid.UUID] = _space_fk(primary_key=True)
     page_id: Mapped[str] = mapped_column(Text, primary_key=True)
     kind: Mapped[str] = mapped_column(Text, nullable=False, server_default="page")  # or database
     title: Mapped[str | None] = mapped_column(Text)
@@ -239,9 +292,8 @@ class NotionSync(Base):
     __tablename__ = "notion_syncs"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    user_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    )
+    space_id: Mapped[uuid.UUID] = _space_fk()
+    started_by: Mapped[uuid.UUID | None] = _user_ref()
     status: Mapped[str] = mapped_column(Text, nullable=False)  # running|success|partial|failed
     started_at: Mapped[datetime] = _now()
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -289,3 +341,23 @@ class StoredFile(Base):
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = _now()
+
+
+class SourceFile(Base):
+    """The bytes of an indexed file, per space: what a citation's "open the file" serves."""
+
+    __tablename__ = "source_files"
+
+    id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), primary_key=True, server_default=func.gen_random_uuid()
+    )
+    space_id: Mapped[uuid.UUID] = _space_fk()
+    source_id: Mapped[str] = mapped_column(Text, nullable=False)
+    filename: Mapped[str] = mapped_column(Text, nullable=False)
+    mime: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    added_by: Mapped[uuid.UUID | None] = _user_ref()
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()

@@ -1,7 +1,7 @@
 """Repository for Notion state: the connection, per-page sync state, and sync runs.
 
 Every function takes a connection already inside `db.scoped.user_scope` (row-level
-security) and filters by `user_id` in SQL as well.
+security) and filters by `space_id` in SQL as well.
 """
 
 from __future__ import annotations
@@ -88,22 +88,25 @@ class SyncRow:
 def save_connection(
     connection: Connection,
     *,
-    user_id: uuid.UUID,
+    space_id: uuid.UUID,
+    connected_by: uuid.UUID,
     token_encrypted: bytes,
     workspace_name: str | None,
     bot_id: str | None,
 ) -> None:
-    """Insert or replace the user's connection."""
+    """Insert or replace the space's connection."""
     stmt = pg_insert(_connections).values(
-        user_id=user_id,
+        space_id=space_id,
+        connected_by=connected_by,
         token_encrypted=token_encrypted,
         workspace_name=workspace_name,
         bot_id=bot_id,
     )
     stmt = stmt.on_conflict_do_update(
-        index_elements=["user_id"],
+        index_elements=["space_id"],
         set_={
             "token_encrypted": stmt.excluded.token_encrypted,
+            "connected_by": stmt.excluded.connected_by,
             "workspace_name": stmt.excluded.workspace_name,
             "bot_id": stmt.excluded.bot_id,
             "updated_at": sa.func.now(),
@@ -112,7 +115,7 @@ def save_connection(
     connection.execute(stmt)
 
 
-def get_connection(connection: Connection, *, user_id: uuid.UUID) -> ConnectionRow | None:
+def get_connection(connection: Connection, *, space_id: uuid.UUID) -> ConnectionRow | None:
     row = connection.execute(
         sa.select(
             _connections.c.token_encrypted,
@@ -120,17 +123,17 @@ def get_connection(connection: Connection, *, user_id: uuid.UUID) -> ConnectionR
             _connections.c.bot_id,
             _connections.c.created_at,
             _connections.c.updated_at,
-        ).where(_connections.c.user_id == user_id)
+        ).where(_connections.c.space_id == space_id)
     ).one_or_none()
     return ConnectionRow(**row._mapping) if row else None
 
 
-def delete_connection(connection: Connection, *, user_id: uuid.UUID) -> bool:
-    result = connection.execute(sa.delete(_connections).where(_connections.c.user_id == user_id))
+def delete_connection(connection: Connection, *, space_id: uuid.UUID) -> bool:
+    result = connection.execute(sa.delete(_connections).where(_connections.c.space_id == space_id))
     return bool(result.rowcount)
 
 
-def load_pages(connection: Connection, *, user_id: uuid.UUID) -> dict[str, PageState]:
+def load_pages(connection: Connection, *, space_id: uuid.UUID) -> dict[str, PageState]:
     """Every recorded page and database container of the user, by id."""
     rows = connection.execute(
         sa.select(
@@ -143,7 +146,7 @@ def load_pages(connection: Connection, *, user_id: uuid.UUID) -> dict[str, PageS
             _pages.c.chunk_count,
             _pages.c.status,
             _pages.c.error,
-        ).where(_pages.c.user_id == user_id)
+        ).where(_pages.c.space_id == space_id)
     )
     return {row.page_id: PageState(**row._mapping) for row in rows}
 
@@ -151,7 +154,7 @@ def load_pages(connection: Connection, *, user_id: uuid.UUID) -> dict[str, PageS
 def save_page(
     connection: Connection,
     *,
-    user_id: uuid.UUID,
+    space_id: uuid.UUID,
     page_id: str,
     kind: str = "page",
     title: str | None,
@@ -173,9 +176,9 @@ def save_page(
         "status": status,
         "error": error,
     }
-    stmt = pg_insert(_pages).values(user_id=user_id, page_id=page_id, **values)
+    stmt = pg_insert(_pages).values(space_id=space_id, page_id=page_id, **values)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["user_id", "page_id"],
+        index_elements=["space_id", "page_id"],
         set_={**{k: stmt.excluded[k] for k in values}, "synced_at": sa.func.now()},
     )
     connection.execute(stmt)
@@ -184,7 +187,7 @@ def save_page(
 def save_placeholders(
     connection: Connection,
     *,
-    user_id: uuid.UUID,
+    space_id: uuid.UUID,
     parent_id: str,
     kind: str,
     object_ids: Iterable[str],
@@ -196,7 +199,7 @@ def save_placeholders(
     """
     rows = [
         {
-            "user_id": user_id,
+            "space_id": space_id,
             "page_id": i,
             "kind": kind,
             "parent_id": parent_id,
@@ -210,51 +213,53 @@ def save_placeholders(
 
 
 def set_parent(
-    connection: Connection, *, user_id: uuid.UUID, page_id: str, parent_id: str | None
+    connection: Connection, *, space_id: uuid.UUID, page_id: str, parent_id: str | None
 ) -> None:
     """Record where a page was found (the container it lives in)."""
     connection.execute(
         sa.update(_pages)
-        .where(_pages.c.user_id == user_id, _pages.c.page_id == page_id)
+        .where(_pages.c.space_id == space_id, _pages.c.page_id == page_id)
         .values(parent_id=parent_id)
     )
 
 
-def delete_pages(connection: Connection, *, user_id: uuid.UUID, page_ids: Iterable[str]) -> int:
+def delete_pages(connection: Connection, *, space_id: uuid.UUID, page_ids: Iterable[str]) -> int:
     ids = list(page_ids)
     if not ids:
         return 0
     result = connection.execute(
-        sa.delete(_pages).where(_pages.c.user_id == user_id, _pages.c.page_id.in_(ids))
+        sa.delete(_pages).where(_pages.c.space_id == space_id, _pages.c.page_id.in_(ids))
     )
     return int(result.rowcount or 0)
 
 
-def count_pages(connection: Connection, *, user_id: uuid.UUID) -> dict[str, int]:
+def count_pages(connection: Connection, *, space_id: uuid.UUID) -> dict[str, int]:
     """Pages by status (database containers are not counted)."""
     rows = connection.execute(
         sa.select(_pages.c.status, sa.func.count())
-        .where(_pages.c.user_id == user_id, _pages.c.kind == "page")
+        .where(_pages.c.space_id == space_id, _pages.c.kind == "page")
         .group_by(_pages.c.status)
     )
     return {status: int(n) for status, n in rows}
 
 
-def fail_running_syncs(connection: Connection, *, user_id: uuid.UUID, reason: str) -> int:
+def fail_running_syncs(connection: Connection, *, space_id: uuid.UUID, reason: str) -> int:
     """Close runs left 'running' by a process that died, so history stays truthful."""
     result = connection.execute(
         sa.update(_syncs)
-        .where(_syncs.c.user_id == user_id, _syncs.c.status == "running")
+        .where(_syncs.c.space_id == space_id, _syncs.c.status == "running")
         .values(status="failed", error=reason, finished_at=sa.func.now())
     )
     return int(result.rowcount or 0)
 
 
-def start_sync(connection: Connection, *, user_id: uuid.UUID) -> tuple[int, datetime]:
+def start_sync(
+    connection: Connection, *, space_id: uuid.UUID, started_by: uuid.UUID | None
+) -> tuple[int, datetime]:
     """A new run in status 'running'; returns its id and start time."""
     row = connection.execute(
         sa.insert(_syncs)
-        .values(user_id=user_id, status="running")
+        .values(space_id=space_id, started_by=started_by, status="running")
         .returning(_syncs.c.id, _syncs.c.started_at)
     ).one()
     return int(row.id), row.started_at
@@ -263,7 +268,7 @@ def start_sync(connection: Connection, *, user_id: uuid.UUID) -> tuple[int, date
 def finish_sync(
     connection: Connection,
     *,
-    user_id: uuid.UUID,
+    space_id: uuid.UUID,
     sync_id: int,
     status: str,
     counts: dict[str, int],
@@ -273,7 +278,7 @@ def finish_sync(
     """Close a run with its outcome; returns the finish time."""
     row = connection.execute(
         sa.update(_syncs)
-        .where(_syncs.c.user_id == user_id, _syncs.c.id == sync_id)
+        .where(_syncs.c.space_id == space_id, _syncs.c.id == sync_id)
         .values(status=status, error=error, details=details, finished_at=sa.func.now(), **counts)
         .returning(_syncs.c.finished_at)
     ).one()
@@ -281,26 +286,26 @@ def finish_sync(
     return finished
 
 
-def last_sync(connection: Connection, *, user_id: uuid.UUID) -> SyncRow | None:
+def last_sync(connection: Connection, *, space_id: uuid.UUID) -> SyncRow | None:
     row = connection.execute(
         sa.select(*(_syncs.c[name] for name in SyncRow.__dataclass_fields__))
-        .where(_syncs.c.user_id == user_id)
+        .where(_syncs.c.space_id == space_id)
         .order_by(_syncs.c.started_at.desc(), _syncs.c.id.desc())
         .limit(1)
     ).one_or_none()
     return SyncRow(**row._mapping) if row else None
 
 
-def _lock_key(user_id: uuid.UUID) -> sa.ColumnElement[int]:
-    return sa.func.hashtextextended(f"kb-notion-sync/{user_id}", 0)
+def _lock_key(space_id: uuid.UUID) -> sa.ColumnElement[int]:
+    return sa.func.hashtextextended(f"kb-notion-sync/{space_id}", 0)
 
 
-def try_sync_lock(connection: Connection, *, user_id: uuid.UUID) -> bool:
+def try_sync_lock(connection: Connection, *, space_id: uuid.UUID) -> bool:
     """Take the user's session-level sync lock on an AUTOCOMMIT connection, if free."""
     return bool(
-        connection.execute(sa.select(sa.func.pg_try_advisory_lock(_lock_key(user_id)))).scalar()
+        connection.execute(sa.select(sa.func.pg_try_advisory_lock(_lock_key(space_id)))).scalar()
     )
 
 
-def release_sync_lock(connection: Connection, *, user_id: uuid.UUID) -> None:
-    connection.execute(sa.select(sa.func.pg_advisory_unlock(_lock_key(user_id))))
+def release_sync_lock(connection: Connection, *, space_id: uuid.UUID) -> None:
+    connection.execute(sa.select(sa.func.pg_advisory_unlock(_lock_key(space_id))))

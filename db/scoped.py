@@ -108,10 +108,13 @@ async def async_user_scope(
 
 @dataclass(frozen=True)
 class ReadScope:
-    """Whose rows a search may see, and how far its HNSW scan may look."""
+    """Whose rows a search may see, how far its HNSW scan may look, and whether it must
+    scan exactly instead (no index scans: a small readable set is read through the
+    space index and sorted, which finds the true nearest neighbours)."""
 
     user_id: uuid.UUID
     ef_search: int = 100
+    exact: bool = False
 
 
 _current: ContextVar[ReadScope | None] = ContextVar("kb_read_scope", default=None)
@@ -137,7 +140,7 @@ def read_scope(scope: ReadScope) -> Iterator[None]:
 _CHECKOUT = (
     "SELECT set_config('role', %s, false), set_config('app.user_id', %s, false),"
     " set_config('hnsw.iterative_scan', 'relaxed_order', false),"
-    " set_config('hnsw.ef_search', %s, false)"
+    " set_config('hnsw.ef_search', %s, false), set_config('enable_indexscan', %s, false)"
 )
 _CHECKIN = "SELECT set_config('role', 'none', false), set_config('app.user_id', '', false)"
 
@@ -179,8 +182,9 @@ def make_read_engine(url: str, pool: PoolConfig | None = None) -> AsyncEngine:
         role = SCOPED_ROLE if role_usable[0] else "none"
         user = str(scope.user_id) if scope else ""
         ef_search = str(min(scope.ef_search if scope else 100, 1000))
+        index_scans = "off" if scope and scope.exact else "on"
         try:
-            _execute_now(dbapi_connection, _CHECKOUT, (role, user, ef_search))
+            _execute_now(dbapi_connection, _CHECKOUT, (role, user, ef_search, index_scans))
         except psycopg.OperationalError as exc:
             # The pool then discards this connection and checks out another.
             raise sa.exc.DisconnectionError(str(exc)) from exc

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from db.errors import InvalidInput, NotFound
 from db.models import User
 from db.passwords import hash_password, needs_rehash, verify_password
+from db.spaces import create_personal_space
 
 __all__ = [
     "add_user",
@@ -50,7 +51,8 @@ def add_user(
     is_admin: bool = False,
     user_id: uuid.UUID | None = None,
 ) -> User:
-    """Create a user; `password_hash` takes an existing (e.g. bcrypt) hash as it is."""
+    """Create a user and their personal space; `password_hash` takes an existing (e.g.
+    bcrypt) hash as it is."""
     ident = normalize_identifier(identifier)
     if get_user(session=session, identifier=ident) is not None:
         raise InvalidInput(f"User {ident!r} already exists.", hint="Pick another name.")
@@ -71,6 +73,7 @@ def add_user(
     )
     session.add(user)
     session.flush()
+    create_personal_space(session=session, user=user)
     return user
 
 

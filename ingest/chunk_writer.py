@@ -1,4 +1,4 @@
-"""`ChunkWriter`: a LangChain `VectorStore` over `document_chunks`, for one user: the WRITE side.
+"""`ChunkWriter`: a LangChain `VectorStore` over `document_chunks`, for one space: the WRITE side.
 
 The split over `document_chunks`: writes go through this store, reads (every search)
 through langchain-postgres's `PGVectorStore` in `retrieval/dense.py`, on read-engine
@@ -7,7 +7,8 @@ connections scoped at checkout.
 The store is bound to ONE SQLAlchemy `Connection` that the caller opened with
 `db.scoped.user_scope(engine, user_id)`: every write joins the caller's
 transaction (so indexing a file is all-or-nothing) and runs under row-level
-security as well as filtering by `user_id` in SQL.
+security (the user must be an editor of the space) as well as filtering by
+`space_id` in SQL.
 
 Why not langchain-postgres's `PGVectorStore` for writes: it takes a `PGEngine`
 and opens (and commits on) its own connections, row by row (~730 rows/s measured
@@ -46,19 +47,21 @@ _table = cast("sa.Table", DocumentChunk.__table__)
 
 
 class ChunkWriter(VectorStore):
-    """The chunks of one user, read and written on one user-scoped connection."""
+    """The chunks of one space, written on one user-scoped connection by `added_by`."""
 
     def __init__(
         self,
         *,
         connection: Connection,
         embeddings: Embeddings,
-        user_id: uuid.UUID,
+        space_id: uuid.UUID,
+        added_by: uuid.UUID | None,
         batch_size: int = 64,
     ) -> None:
         self.connection = connection
         self._embeddings = embeddings
-        self.user_id = user_id
+        self.space_id = space_id
+        self.added_by = added_by
         self.batch_size = batch_size
         self.embedding_calls = 0
         # Called with the number of chunks written so far, after each batch.
@@ -103,16 +106,16 @@ class ChunkWriter(VectorStore):
         return self.add_documents(documents, ids=ids, **kwargs)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool | None:
-        """Delete this user's chunks with these ids (others' ids are ignored)."""
+        """Delete this space's chunks with these ids (others' ids are ignored)."""
         if ids is None:
             raise ValueError("ChunkWriter.delete needs explicit ids")
-        delete_chunks(self.connection, user_id=self.user_id, chunk_ids=ids)
+        delete_chunks(self.connection, space_id=self.space_id, chunk_ids=ids)
         return True
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         rows = self.connection.execute(
             sa.select(_table.c.chunk_id, _table.c.text, _table.c.metadata).where(
-                _table.c.user_id == self.user_id, _table.c.chunk_id.in_(list(ids))
+                _table.c.space_id == self.space_id, _table.c.chunk_id.in_(list(ids))
             )
         )
         return [Document(id=r.chunk_id, page_content=r.text, metadata=r.metadata) for r in rows]
@@ -132,26 +135,30 @@ class ChunkWriter(VectorStore):
         ids: list[str] | None = None,
         **kwargs: Any,
     ) -> ChunkWriter:
-        """Needs `connection=` (a user-scoped Connection) and `user_id=` keywords."""
+        """Needs `connection=` (a user-scoped Connection), `space_id=` and `added_by=`."""
         store = cls(
-            connection=kwargs["connection"], embeddings=embedding, user_id=kwargs["user_id"]
+            connection=kwargs["connection"],
+            embeddings=embedding,
+            space_id=kwargs["space_id"],
+            added_by=kwargs.get("added_by"),
         )
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
     def _row(self, chunk_id: str, document: Document, vector: Sequence[float]) -> ChunkRow:
         metadata = dict(document.metadata)
-        owner = metadata.get("user_id")
-        if owner is not None and str(owner) != str(self.user_id):
-            raise ValueError(f"chunk {chunk_id} belongs to user {owner}, not {self.user_id}")
-        metadata["user_id"] = str(self.user_id)
+        space = metadata.get("space_id")
+        if space is not None and str(space) != str(self.space_id):
+            raise ValueError(f"chunk {chunk_id} belongs to space {space}, not {self.space_id}")
+        metadata["space_id"] = str(self.space_id)
         source_type = metadata.get("source_type")
         source_id = metadata.get("source_id")
         if not source_type or not source_id:
             raise ValueError(f"chunk {chunk_id} needs source_type and source_id metadata")
         return ChunkRow(
             chunk_id=chunk_id,
-            user_id=self.user_id,
+            space_id=self.space_id,
+            added_by=self.added_by,
             # PostgreSQL text and JSONB cannot hold NUL; some PDFs produce it.
             text=document.page_content.replace("\x00", ""),
             embedding=vector,

@@ -1,8 +1,9 @@
 """Index a retrieval benchmark's corpus (BEIR format) for `kb eval`.
 
-The documents go into a dedicated, login-less user (`eval:<name>`), one chunk per
-document (title + text, as BEIR does); the corpus fingerprint stored on that user
-makes later runs skip the embedding work.
+The documents go into the personal space of a dedicated, login-less user
+(`eval:<name>`): a space of their own, one chunk per document (title + text, as BEIR
+does); the corpus fingerprint stored on that user makes later runs skip the
+embedding work.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session
 from db.chunks import ChunkRow, insert_chunks
 from db.models import DocumentChunk, User
 from db.scoped import user_scope
+from db.spaces import personal_space_id
 from db.users import add_user, get_user
 
 __all__ = ["SOURCE_TYPE", "IndexReport", "eval_user_identifier", "index_eval_corpus", "passage"]
@@ -31,6 +33,7 @@ Progress = Callable[[int, int], None]  # (done, total)
 @dataclass(frozen=True)
 class IndexReport:
     user_id: uuid.UUID
+    space_id: uuid.UUID
     documents: int
     embedded: int  # 0 when the corpus was already indexed
     seconds: float
@@ -66,13 +69,18 @@ def index_eval_corpus(
     with Session(engine) as session:
         user = get_user(session=session, identifier=eval_user_identifier(name))
         if user is None:
-            # No password: nobody can log in as an evaluation user.
+            # No password, and a login no identity provider issues ("eval:..."): nobody
+            # can log in as an evaluation user. It stays active because row-level
+            # security admits active members only.
             user = add_user(session=session, identifier=eval_user_identifier(name))
-            user.is_active = False
-            session.commit()
+        user.is_active = True  # earlier versions disabled it
+        session.commit()
         user_id, known = user.id, dict(user.metadata_ or {}).get("eval")
-    if known == {**stamp, "documents": len(corpus)} and _count(engine, user_id) == len(corpus):
-        return IndexReport(user_id, len(corpus), 0, time.perf_counter() - started)
+        space_id = personal_space_id(session, user_id=user_id)
+    if known == {**stamp, "documents": len(corpus)} and _count(engine, user_id, space_id) == len(
+        corpus
+    ):
+        return IndexReport(user_id, space_id, len(corpus), 0, time.perf_counter() - started)
 
     doc_ids = list(corpus)
     vectors: list[list[float]] = []
@@ -85,7 +93,8 @@ def index_eval_corpus(
     rows = [
         ChunkRow(
             chunk_id=f"{SOURCE_TYPE}:{name}:{doc_id}",
-            user_id=user_id,
+            space_id=space_id,
+            added_by=user_id,
             text=corpus[doc_id][1],
             embedding=vector,
             source_type=SOURCE_TYPE,
@@ -95,7 +104,7 @@ def index_eval_corpus(
         for doc_id, vector in zip(doc_ids, vectors, strict=True)
     ]
     with user_scope(engine, user_id) as connection:
-        connection.execute(sa.delete(DocumentChunk).where(DocumentChunk.user_id == user_id))
+        connection.execute(sa.delete(DocumentChunk).where(DocumentChunk.space_id == space_id))
         insert_chunks(connection, rows)
     with Session(engine) as session:
         session.execute(
@@ -104,10 +113,10 @@ def index_eval_corpus(
             .values(metadata_={"eval": {**stamp, "documents": len(rows)}})
         )
         session.commit()
-    return IndexReport(user_id, len(rows), len(rows), time.perf_counter() - started)
+    return IndexReport(user_id, space_id, len(rows), len(rows), time.perf_counter() - started)
 
 
-def _count(engine: Engine, user_id: uuid.UUID) -> int:
+def _count(engine: Engine, user_id: uuid.UUID, space_id: uuid.UUID) -> int:
     with user_scope(engine, user_id) as connection:
-        query = sa.select(sa.func.count()).where(DocumentChunk.user_id == user_id)
+        query = sa.select(sa.func.count()).where(DocumentChunk.space_id == space_id)
         return int(connection.execute(query).scalar_one())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import mimetypes
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from db.errors import KbError
 from db.scoped import user_scope
+from db.source_files import FileBytes
 from ingest.errors import EmptyFile, FileTooLarge, UnreadableFile
 from ingest.indexing import index_source, stored_file_hashes
 from ingest.loaders import SUPPORTED_EXTENSIONS, load_file
@@ -100,11 +102,13 @@ def ingest_file(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     options: IngestOptions,
     display_name: str | None = None,
     progress: Progress | None = None,
 ) -> FileResult:
-    """Load, split and index one file as source `display_name` (default: its name)."""
+    """Load, split and index one file into `space_id` as source `display_name` (default:
+    its name), on behalf of `user_id` (who must be an editor of the space)."""
     name = display_name or path.name
     report = progress or _quiet
     try:
@@ -113,10 +117,12 @@ def ingest_file(
         return _failure(name, exc)
     return _index(
         name,
+        path,
         chunks,
         engine=engine,
         embeddings=embeddings,
         user_id=user_id,
+        space_id=space_id,
         options=options,
         report=report,
     )
@@ -128,6 +134,7 @@ def ingest_paths(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     options: IngestOptions,
     progress: Progress | None = None,
 ) -> list[FileResult]:
@@ -141,6 +148,7 @@ def ingest_paths(
         engine=engine,
         embeddings=embeddings,
         user_id=user_id,
+        space_id=space_id,
         options=options,
         progress=progress,
     )
@@ -152,6 +160,7 @@ def ingest_files(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     options: IngestOptions,
     progress: Progress | None = None,
     on_result: Callable[[FileResult], None] | None = None,
@@ -176,7 +185,14 @@ def ingest_files(
         if not window:
             return
         try:
-            _prefetch(window, prefetched, engine=engine, user_id=user_id, report=report)
+            _prefetch(
+                window,
+                prefetched,
+                engine=engine,
+                user_id=user_id,
+                space_id=space_id,
+                report=report,
+            )
         except Exception:
             # Only an optimisation: each file then embeds and reports errors on its own.
             log.warning("embedding ahead failed; embedding file by file", exc_info=True)
@@ -185,10 +201,12 @@ def ingest_files(
                 position,
                 _index(
                     item.source_id,
+                    item.path,
                     chunks,
                     engine=engine,
                     embeddings=prefetched,
                     user_id=user_id,
+                    space_id=space_id,
                     options=options,
                     report=report,
                 ),
@@ -229,11 +247,13 @@ def _load_and_split(
 
 def _index(
     name: str,
+    path: Path,
     chunks: list[Document],
     *,
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     options: IngestOptions,
     report: Progress,
 ) -> FileResult:
@@ -243,9 +263,15 @@ def _index(
             engine=engine,
             embeddings=embeddings,
             user_id=user_id,
+            space_id=space_id,
             source_type="file",
             source_id=name,
             documents=chunks,
+            file=FileBytes(
+                filename=Path(name).name,
+                mime=mimetypes.guess_type(name)[0],
+                data=path.read_bytes(),
+            ),
             batch_size=options.batch_size,
             progress=lambda done, total: report(f"embedding {name}: {done}/{total} new chunks"),
         )
@@ -275,6 +301,7 @@ def _prefetch(
     *,
     engine: Engine,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     report: Progress,
 ) -> None:
     # A file whose stored chunks carry the same file hash is unchanged: indexing will
@@ -282,7 +309,7 @@ def _prefetch(
     with user_scope(engine, user_id) as connection:
         stored = stored_file_hashes(
             connection,
-            user_id=user_id,
+            space_id=space_id,
             source_type="file",
             source_ids=[item.source_id for _, item, _ in window],
         )

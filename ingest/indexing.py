@@ -4,7 +4,7 @@
 `langchain_core.indexing.index` with our `ChunkWriter` and `PgRecordManager`, both
 bound to ONE `user_scope` transaction:
 
-- a chunk's key is the sha256 of its text and metadata (which include the user, the
+- a chunk's key is the sha256 of its text and metadata (which include the space, the
   source and the chunk index), so an unchanged chunk is skipped without embedding;
 - `cleanup="scoped_full"` with the source as group id deletes, at the end, the
   chunks of this source that the new version no longer has, and nothing else;
@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from db import chunks as chunk_repo
 from db.models import DocumentChunk, IndexRecord
 from db.scoped import user_scope
+from db.source_files import FileBytes, delete_source_file, save_source_file
 from ingest.chunk_writer import ChunkWriter
 from ingest.record_manager import PgRecordManager
 
@@ -61,22 +62,26 @@ def index_source(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     source_type: str,
     source_id: str,
     documents: Sequence[Document],
     source_url: str | None = None,
+    file: FileBytes | None = None,
     batch_size: int = 64,
     progress: Callable[[int, int], None] | None = None,
 ) -> IndexStats:
-    """Make `documents` (already split) the chunks of this source; empty deletes it.
-
-    `progress(embedded, total)` is called after each embedded batch.
+    """Make `documents` (already split) the chunks of this source of `space_id`, indexed
+    by `user_id` (row-level security requires them to be an editor there); empty
+    deletes it. `file`, when given, is kept in `source_files` in the same transaction
+    (the file a citation opens). `progress(embedded, total)` is called after each
+    embedded batch.
     """
     prepared = [
         _prepare(
             doc,
             position,
-            user_id=user_id,
+            space_id=space_id,
             source_type=source_type,
             source_id=source_id,
             source_url=source_url,
@@ -85,14 +90,18 @@ def index_source(
     ]
     group = group_id_for(source_type, source_id)
     with user_scope(engine, user_id) as connection:
-        _lock_source(connection, user_id, group)
-        records = PgRecordManager(connection=connection, user_id=user_id)
+        _lock_source(connection, space_id, group)
+        records = PgRecordManager(connection=connection, space_id=space_id)
         if not prepared:
-            removed = _delete_in(connection, records, user_id, source_id, [source_type])
+            removed = _delete_in(connection, records, source_id, [source_type])
             return IndexStats(added=0, updated=0, skipped=0, deleted=removed)
         _forget_records_without_chunks(connection, records, group)
         store = ChunkWriter(
-            connection=connection, embeddings=embeddings, user_id=user_id, batch_size=batch_size
+            connection=connection,
+            embeddings=embeddings,
+            space_id=space_id,
+            added_by=user_id,
+            batch_size=batch_size,
         )
         if progress is not None:
             store.on_batch = lambda done: progress(done, len(prepared))
@@ -105,9 +114,11 @@ def index_source(
             source_id_key=lambda _doc: group,
             key_encoder="sha256",
         )
-        strays = _delete_chunks_without_records(
-            connection, records, user_id, source_type, source_id
-        )
+        strays = _delete_chunks_without_records(connection, records, source_type, source_id)
+        if file is not None:
+            save_source_file(
+                connection, space_id=space_id, source_id=source_id, file=file, added_by=user_id
+            )
         return IndexStats(
             added=result["num_added"],
             updated=result["num_updated"],
@@ -117,35 +128,44 @@ def index_source(
 
 
 def delete_source(
-    *, engine: Engine, user_id: uuid.UUID, source_id: str, source_type: str | None = None
+    *,
+    engine: Engine,
+    user_id: uuid.UUID,
+    space_id: uuid.UUID,
+    source_id: str,
+    source_type: str | None = None,
 ) -> int:
-    """Remove a source's chunks and indexing records; returns the chunks removed."""
+    """Remove a source's chunks, indexing records and stored file from `space_id`, as
+    `user_id` (an editor there); returns the chunks removed."""
     with user_scope(engine, user_id) as connection:
-        records = PgRecordManager(connection=connection, user_id=user_id)
+        records = PgRecordManager(connection=connection, space_id=space_id)
         if source_type is not None:
             types = [source_type]
         else:
             types = list(
                 connection.execute(
                     sa.select(_chunks.c.source_type)
-                    .where(_chunks.c.user_id == user_id, _chunks.c.source_id == source_id)
+                    .where(_chunks.c.space_id == space_id, _chunks.c.source_id == source_id)
                     .distinct()
                 ).scalars()
             )
         for kind in types:
-            _lock_source(connection, user_id, group_id_for(kind, source_id))
-        return _delete_in(connection, records, user_id, source_id, types)
+            _lock_source(connection, space_id, group_id_for(kind, source_id))
+        removed = _delete_in(connection, records, source_id, types)
+        if "file" in types:
+            delete_source_file(connection, space_id=space_id, source_id=source_id)
+        return removed
 
 
 def stored_file_hashes(
-    connection: Connection, *, user_id: uuid.UUID, source_type: str, source_ids: Sequence[str]
+    connection: Connection, *, space_id: uuid.UUID, source_type: str, source_ids: Sequence[str]
 ) -> dict[str, set[str | None]]:
     """The `file_hash` values stored in each source's chunks (sources with none are absent)."""
     file_hash = _chunks.c.metadata["file_hash"].astext
     rows = connection.execute(
         sa.select(_chunks.c.source_id, file_hash)
         .where(
-            _chunks.c.user_id == user_id,
+            _chunks.c.space_id == space_id,
             _chunks.c.source_type == source_type,
             _chunks.c.source_id.in_(list(source_ids)),
         )
@@ -161,39 +181,39 @@ def _prepare(
     document: Document,
     position: int,
     *,
-    user_id: uuid.UUID,
+    space_id: uuid.UUID,
     source_type: str,
     source_id: str,
     source_url: str | None,
 ) -> Document:
     # The metadata is part of the chunk key, so it must serialise the same way each run;
-    # user and source in it make keys distinct across users and sources.
+    # space and source in it make keys distinct across spaces and sources. Who added it
+    # is not part of it: another editor re-uploading the same file changes nothing.
     metadata: dict[str, Any] = json.loads(json.dumps(document.metadata, default=str))
     metadata.setdefault("chunk_index", position)
-    metadata |= {"user_id": str(user_id), "source_type": source_type, "source_id": source_id}
+    metadata |= {"space_id": str(space_id), "source_type": source_type, "source_id": source_id}
     if source_url is not None:
         metadata["source_url"] = source_url
     return Document(page_content=document.page_content, metadata=metadata)
 
 
-def _lock_source(connection: Connection, user_id: uuid.UUID, group: str) -> None:
+def _lock_source(connection: Connection, space_id: uuid.UUID, group: str) -> None:
     connection.execute(
         sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"kb-index/{user_id}/{group}"},
+        {"key": f"kb-index/{space_id}/{group}"},
     )
 
 
 def _delete_in(
     connection: Connection,
     records: PgRecordManager,
-    user_id: uuid.UUID,
     source_id: str,
     source_types: Sequence[str],
 ) -> int:
     removed = 0
     for kind in source_types:
         removed += chunk_repo.delete_source(
-            connection, user_id=user_id, source_id=source_id, source_type=kind
+            connection, space_id=records.space_id, source_id=source_id, source_type=kind
         )
     records.delete_groups([group_id_for(kind, source_id) for kind in source_types])
     return removed
@@ -205,12 +225,12 @@ def _forget_records_without_chunks(
     # A record whose chunk is gone (deleted by another path) would make the indexing
     # API skip that chunk forever; dropping the record gets it re-embedded.
     missing = ~sa.exists().where(
-        _chunks.c.chunk_id == _records.c.key, _chunks.c.user_id == records.user_id
+        _chunks.c.chunk_id == _records.c.key, _chunks.c.space_id == records.space_id
     )
     connection.execute(
         sa.delete(_records).where(
             _records.c.namespace == records.namespace,
-            _records.c.user_id == records.user_id,
+            _records.c.space_id == records.space_id,
             _records.c.group_id == group,
             missing,
         )
@@ -218,22 +238,18 @@ def _forget_records_without_chunks(
 
 
 def _delete_chunks_without_records(
-    connection: Connection,
-    records: PgRecordManager,
-    user_id: uuid.UUID,
-    source_type: str,
-    source_id: str,
+    connection: Connection, records: PgRecordManager, source_type: str, source_id: str
 ) -> int:
     # Chunks of this source written without records (e.g. by the legacy migration) are
     # not seen by the indexing API's cleanup; the new version replaces them too.
     recorded = sa.exists().where(
         _records.c.key == _chunks.c.chunk_id,
         _records.c.namespace == records.namespace,
-        _records.c.user_id == user_id,
+        _records.c.space_id == records.space_id,
     )
     result = connection.execute(
         sa.delete(_chunks).where(
-            _chunks.c.user_id == user_id,
+            _chunks.c.space_id == records.space_id,
             _chunks.c.source_type == source_type,
             _chunks.c.source_id == source_id,
             ~recorded,

@@ -1,4 +1,4 @@
-"""`PgRecordManager`: LangChain indexing-API records in `index_records`, per user.
+"""`PgRecordManager`: LangChain indexing-API records in `index_records`, per space.
 
 The indexing API (`langchain_core.indexing.index`) asks a record manager which
 chunk hashes are already indexed, when, and for which source (group id).
@@ -6,9 +6,9 @@ chunk hashes are already indexed, when, and for which source (group id).
 Why not langchain-classic's `SQLRecordManager`: it builds its own engine and opens
 and commits its own sessions, so its writes cannot share the per-file transaction
 with the chunk writes (a failure mid-file would leave records that point at chunks
-that were rolled back, or the reverse), and its table has no `user_id` column, so
+that were rolled back, or the reverse), and its table has no `space_id` column, so
 row-level security cannot guard it. This one is bound to the caller's connection
-from `db.scoped.user_scope`, stores `user_id` on every row and filters by it in SQL.
+from `db.scoped.user_scope`, stores `space_id` on every row and filters by it in SQL.
 
 Timestamps come from PostgreSQL's `clock_timestamp()` (not `now()`, which is frozen
 at the start of the transaction): callers that serialise runs on one source (see
@@ -37,22 +37,22 @@ _NOW = sa.text("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
 _KEYS_PER_STATEMENT = 5000
 
 
-def namespace_for(user_id: uuid.UUID, collection: str = "documents") -> str:
-    return f"{user_id}/{collection}"
+def namespace_for(space_id: uuid.UUID, collection: str = "documents") -> str:
+    return f"{space_id}/{collection}"
 
 
 class PgRecordManager(RecordManager):
-    """Records of one user's namespace, on a user-scoped connection (no own transactions)."""
+    """Records of one space's namespace, on a user-scoped connection (no own transactions)."""
 
     def __init__(
-        self, *, connection: Connection, user_id: uuid.UUID, collection: str = "documents"
+        self, *, connection: Connection, space_id: uuid.UUID, collection: str = "documents"
     ) -> None:
-        super().__init__(namespace_for(user_id, collection))
+        super().__init__(namespace_for(space_id, collection))
         self.connection = connection
-        self.user_id = user_id
+        self.space_id = space_id
 
     def _mine(self) -> list[sa.ColumnElement[bool]]:
-        return [_table.c.namespace == self.namespace, _table.c.user_id == self.user_id]
+        return [_table.c.namespace == self.namespace, _table.c.space_id == self.space_id]
 
     def create_schema(self) -> None:
         """The table belongs to the Alembic migration; nothing to do here."""
@@ -89,7 +89,7 @@ class PgRecordManager(RecordManager):
                     {
                         "namespace": self.namespace,
                         "key": key,
-                        "user_id": self.user_id,
+                        "space_id": self.space_id,
                         "group_id": group_id,
                         "updated_at": now,
                     }
@@ -99,7 +99,7 @@ class PgRecordManager(RecordManager):
             stmt = stmt.on_conflict_do_update(
                 index_elements=["namespace", "key"],
                 set_={"group_id": stmt.excluded.group_id, "updated_at": stmt.excluded.updated_at},
-                where=_table.c.user_id == self.user_id,
+                where=_table.c.space_id == self.space_id,
             )
             self.connection.execute(stmt)
 

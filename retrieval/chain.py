@@ -2,7 +2,7 @@
 
 `AnswerChain` builds the pipeline once, as one LCEL runnable over a dict:
 
-    {question, history, user_id, mode, k}
+    {question, history, user_id, spaces, mode, k}
       .assign(standalone=condense)   # a follow-up rewritten to stand alone
       .assign(passages=retrieve)     # the user's top-k passages for it
       .assign(answer=answer)         # "don't know" | cited LLM answer | extractive quotes
@@ -195,8 +195,9 @@ class AnswerChain:
     """Answers a user's questions from their documents; `llm=None` answers extractively.
 
     `runnable` is the whole pipeline as one LCEL runnable. Input: `{"question",
-    "user_id", "history" (messages, may be empty), "mode", "k"}` (mode and k fall back
-    to the config). Output: the input plus `standalone` (the searched question),
+    "user_id", "spaces" (ids to search, None = every space the user can read),
+    "history" (messages, may be empty), "mode", "k"}` (mode and k fall back to the
+    config). Output: the input plus `standalone` (the searched question),
     `passages` (the `Passage`s numbered [1].. in the prompt) and `answer` (the text,
     streamed in pieces by `astream`). `engine` is where usage rows are written.
     """
@@ -224,6 +225,7 @@ class AnswerChain:
             return await self.retriever.search(
                 inputs["standalone"],
                 user_id=inputs["user_id"],
+                spaces=inputs.get("spaces"),
                 k=inputs.get("k") or config.k,
                 mode=inputs.get("mode") or config.mode,
             )
@@ -283,6 +285,7 @@ class AnswerChain:
         question: str,
         *,
         user_id: uuid.UUID,
+        spaces: Sequence[uuid.UUID] | None = None,
         history: Sequence[BaseMessage] = (),
         mode: str | None = None,
         k: int | None = None,
@@ -295,6 +298,7 @@ class AnswerChain:
             "question": question,
             "history": list(history),
             "user_id": user_id,
+            "spaces": list(spaces) if spaces is not None else None,
             "mode": mode,
             "k": k,
         }
@@ -350,13 +354,17 @@ class AnswerChain:
         question: str,
         *,
         user_id: uuid.UUID,
+        spaces: Sequence[uuid.UUID] | None = None,
         history: Sequence[BaseMessage] = (),
         mode: str | None = None,
         k: int | None = None,
     ) -> Answer:
         """The final `Answer` without the streamed pieces."""
         final: Answer | None = None
-        async for item in self.astream(question, user_id=user_id, history=history, mode=mode, k=k):
+        stream = self.astream(
+            question, user_id=user_id, spaces=spaces, history=history, mode=mode, k=k
+        )
+        async for item in stream:
             if isinstance(item, Answer):
                 final = item
         assert final is not None

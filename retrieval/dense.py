@@ -5,7 +5,13 @@ store is mapped onto our table (`chunk_id`, `text`, `embedding`, `metadata` + th
 source columns) and runs on the read engine (`db.scoped.make_read_engine`), whose
 connections take the caller's `ReadScope` at checkout: the role row-level security
 binds, `app.user_id`, pgvector's iterative scan and the `ef_search` for this search.
-The store's filter restricts to the user in SQL as well.
+The store's filter restricts to the readable spaces in SQL as well.
+
+One HNSW index serves every space. When the readable set is large, the filtered
+graph walk (with the iterative scan) finds its neighbours well; when it is small but
+not tiny, the walk must visit most of the graph to collect enough of them and recall
+drops. Small sets are therefore scanned exactly: index scans are switched off for that
+query, so PostgreSQL reads the set through the space index and sorts by distance.
 
 Writes never go through this store: it opens and commits its own connections row
 by row and could not join the per-file transaction that makes indexing
@@ -25,11 +31,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.scoped import ReadScope, read_scope
 from retrieval.passages import Passage, SearchFilters
+from retrieval.scope import SearchScope
 
 __all__ = ["DenseSearch", "ef_search_for"]
 
 _TABLE = "document_chunks"
-_METADATA_COLUMNS = ["user_id", "source_type", "source_id", "source_url", "chunk_index"]
+_METADATA_COLUMNS = [
+    "space_id",
+    "added_by",
+    "source_type",
+    "source_id",
+    "source_url",
+    "chunk_index",
+]
 
 
 def ef_search_for(limit: int) -> int:
@@ -49,7 +63,7 @@ class _QueryVectorsOnly(Embeddings):
 
 
 class DenseSearch:
-    """Nearest chunks by cosine distance, for one user at a time."""
+    """Nearest chunks by cosine distance in the spaces one user may read."""
 
     def __init__(self, store: PGVectorStore) -> None:
         self._store = store
@@ -73,28 +87,36 @@ class DenseSearch:
         self,
         *,
         user_id: uuid.UUID,
+        scope: SearchScope,
         query_vector: Sequence[float],
         limit: int,
         filters: SearchFilters | None = None,
     ) -> list[Passage]:
-        """The `limit` chunks of `user_id` nearest to `query_vector`, best first.
+        """The `limit` chunks of the scope's spaces nearest to `query_vector`, best first,
+        as `user_id` (row-level security admits only their spaces).
 
         `score` and `similarity` are the cosine similarity (1 - the store's distance).
         The iterative scan's `relaxed_order` may return rows slightly out of order, so
         they are sorted again here (ties by chunk id, for stable results).
         """
-        with read_scope(ReadScope(user_id=user_id, ef_search=ef_search_for(limit))):
+        if not scope.spaces:
+            return []
+        read = ReadScope(user_id=user_id, ef_search=ef_search_for(limit), exact=scope.small)
+        with read_scope(read):
             found = await self._store.asimilarity_search_with_score_by_vector(
                 [float(v) for v in query_vector],
                 k=limit,
-                filter=_store_filter(user_id, filters or SearchFilters()),
+                filter=_store_filter(scope, filters or SearchFilters()),
             )
         passages = []
         for document, distance in found:
             metadata = dict(document.metadata)
-            # The store merges the columns into the metadata; the uuid column would not
-            # serialise as JSON, and the chunk's own metadata stores it as text.
-            metadata["user_id"] = str(metadata["user_id"])
+            # The store merges the columns into the metadata; uuid columns would not
+            # serialise as JSON, and the chunk's own metadata stores them as text.
+            space_id = metadata["space_id"]
+            metadata["space_id"] = str(space_id)
+            metadata["space_name"] = scope.spaces.get(space_id)
+            metadata["added_by"] = str(metadata["added_by"]) if metadata["added_by"] else None
             similarity = 1.0 - float(distance)
             passages.append(
                 Passage(
@@ -113,8 +135,12 @@ class DenseSearch:
         return passages
 
 
-def _store_filter(user_id: uuid.UUID, filters: SearchFilters) -> dict[str, Any]:
-    """The store's filter language for the user and `filters`."""
-    clauses: list[dict[str, Any]] = [{"user_id": {"$eq": str(user_id)}}]
+def _store_filter(scope: SearchScope, filters: SearchFilters) -> dict[str, Any]:
+    """The store's filter language for the scope's spaces and `filters`.
+
+    Spaces are listed as `$eq`s under `$or`: the store's `$in` sends a text array,
+    which PostgreSQL will not compare with the uuid column."""
+    spaces = [{"space_id": {"$eq": str(space)}} for space in scope.space_ids]
+    clauses: list[dict[str, Any]] = [spaces[0] if len(spaces) == 1 else {"$or": spaces}]
     clauses += [{column: {"$eq": value}} for column, value in filters.equalities().items()]
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}

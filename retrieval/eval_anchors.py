@@ -26,13 +26,19 @@ __all__ = ["bm25_anchor", "exact_dense_anchor"]
 
 
 def exact_dense_anchor(
-    *, engine: Engine, embeddings: Embeddings, user_id: uuid.UUID, dataset: BeirDataset, k: int
+    *,
+    engine: Engine,
+    embeddings: Embeddings,
+    user_id: uuid.UUID,
+    space_id: uuid.UUID,
+    dataset: BeirDataset,
+    k: int,
 ) -> Scores:
-    """Brute-force cosine search over the stored vectors (they are normalised)."""
+    """Brute-force cosine search over the space's stored vectors (they are normalised)."""
     with user_scope(engine, user_id) as connection:
         rows = connection.execute(
             sa.select(DocumentChunk.source_id, DocumentChunk.embedding).where(
-                DocumentChunk.user_id == user_id
+                DocumentChunk.space_id == space_id
             )
         ).all()
     doc_ids = [r[0] for r in rows]

@@ -177,6 +177,7 @@ async def evaluate_mode(
     *,
     retriever: Retriever,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     dataset: BeirDataset,
     mode: str,
     k: int = 100,
@@ -189,7 +190,7 @@ async def evaluate_mode(
     started = time.perf_counter()
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
         passages = await retriever.search(
-            text, user_id=user_id, k=k, mode=mode, candidates=candidates
+            text, user_id=user_id, spaces=[space_id], k=k, mode=mode, candidates=candidates
         )
         run[qid] = [p.source_id for p in passages]
         if progress:

@@ -3,13 +3,12 @@
 The one module of retrieval with hand-written SQL, because `websearch_to_tsquery`,
 `@@` on the GIN index and the ranking arithmetic have no ORM form. The statement is
 a constant with bound parameters; optional filters are parameters that may be NULL.
-It filters by `user_id` and runs on a read-engine connection taken inside a
-`db.scoped.read_scope`, so row-level security applies as a second guard.
+It filters by the readable spaces and runs on a read-engine connection taken inside
+a `db.scoped.read_scope`, so row-level security applies as a second guard.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from retrieval.passages import Passage, SearchFilters
+from retrieval.scope import SearchScope
 
 __all__ = ["BM25_B", "BM25_K1", "keyword_search", "vector_literal"]
 
@@ -30,7 +30,7 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(v):.7g}" for v in vector) + "]"
 
 
-# Each query word weighs its inverse document frequency among the user's chunks
+# Each query word weighs its inverse document frequency among the readable chunks
 # (counted on the GIN index), scaled by chunk length (distinct lexemes against the mean
 # over the matches; term frequency taken as 1). Candidates are the chunks with any of
 # the words (plainto_tsquery's `&`/`<->` made `|`; the round trip through text keeps
@@ -46,14 +46,14 @@ _BM25 = sa.text(
     ),
     scope AS MATERIALIZED (
         SELECT count(*)::float8 AS n FROM document_chunks
-        WHERE user_id = :user_id
+        WHERE space_id = ANY(CAST(:space_ids AS uuid[]))
           AND (CAST(:source_type AS text) IS NULL OR source_type = :source_type)
           AND (CAST(:source_id AS text) IS NULL OR source_id = :source_id)
     ),
     counted AS MATERIALIZED (
         SELECT term,
                (SELECT count(*) FROM document_chunks
-                WHERE user_id = :user_id
+                WHERE space_id = ANY(CAST(:space_ids AS uuid[]))
                   AND (CAST(:source_type AS text) IS NULL OR source_type = :source_type)
                   AND (CAST(:source_id AS text) IS NULL OR source_id = :source_id)
                   AND text_tsv @@ terms.term) AS df
@@ -70,7 +70,7 @@ _BM25 = sa.text(
         FROM document_chunks,
              CAST(NULLIF(regexp_replace(CAST(plainto_tsquery('english', :q) AS text),
                                         ' (&|<->) ', ' | ', 'g'), '') AS tsquery) AS query
-        WHERE user_id = :user_id
+        WHERE space_id = ANY(CAST(:space_ids AS uuid[]))
           AND (CAST(:source_type AS text) IS NULL OR source_type = :source_type)
           AND (CAST(:source_id AS text) IS NULL OR source_id = :source_id)
           AND text_tsv @@ query
@@ -84,11 +84,11 @@ _BM25 = sa.text(
         ORDER BY has_all DESC, rank DESC, id
         LIMIT :limit
     )
-    SELECT c.chunk_id, c.text, c.metadata, c.source_type, c.source_id, c.source_url,
-           c.chunk_index, ranked.rank,
+    SELECT c.chunk_id, c.text, c.metadata, c.space_id, c.source_type, c.source_id,
+           c.source_url, c.chunk_index, ranked.rank,
            1 - (c.embedding <=> CAST(:qv AS vector)) AS similarity
     FROM ranked JOIN document_chunks AS c USING (id)
-    WHERE c.user_id = :user_id
+    WHERE c.space_id = ANY(CAST(:space_ids AS uuid[]))
     ORDER BY ranked.has_all DESC, ranked.rank DESC, c.chunk_id
     """
 )
@@ -97,19 +97,21 @@ _BM25 = sa.text(
 def keyword_search(
     connection: Connection,
     *,
-    user_id: uuid.UUID,
+    scope: SearchScope,
     query: str,
     limit: int,
     filters: SearchFilters | None = None,
     query_vector: Sequence[float] | None = None,
 ) -> list[Passage]:
-    """Chunks of the user matching words of `query`, best first (see `_BM25`).
+    """Chunks of the scope's spaces matching words of `query`, best first (see `_BM25`).
 
     With `query_vector`, each passage also carries its cosine similarity.
     """
     filters = filters or SearchFilters()
+    if not scope.spaces:
+        return []
     params: dict[str, Any] = {
-        "user_id": user_id,
+        "space_ids": scope.space_ids,
         "q": query,
         "limit": limit,
         "k1": BM25_K1,
@@ -121,6 +123,8 @@ def keyword_search(
     passages = []
     for row in connection.execute(_BM25, params).mappings():
         similarity = row["similarity"]
+        metadata = dict(row["metadata"] or {})
+        metadata["space_name"] = scope.spaces.get(row["space_id"])
         passages.append(
             Passage(
                 chunk_id=row["chunk_id"],
@@ -131,7 +135,7 @@ def keyword_search(
                 chunk_index=int(row["chunk_index"]),
                 score=float(row["rank"]),
                 similarity=None if similarity is None else float(similarity),
-                metadata=dict(row["metadata"] or {}),
+                metadata=metadata,
             )
         )
     return passages

@@ -1,11 +1,12 @@
-"""Per-user retrieval: vector, keyword and hybrid search over `document_chunks`.
+"""Retrieval over the spaces a user can read: vector, keyword and hybrid search.
 
-`Retriever.search` is the seed's `search_documents`. The dense list comes from
-langchain-postgres's `PGVectorStore` (`retrieval.dense`), the keyword list from our
-SQL (`retrieval.keyword`), both on the read engine inside the user's `ReadScope`;
-hybrid runs the two concurrently and fuses them (`retrieval.fusion`). The user scope
-is enforced in SQL (`WHERE user_id` / the store's filter) and by row-level security
-(the scoped connections), never by filtering in Python.
+`Retriever.search` is the seed's `search_documents`. It resolves the readable spaces
+first (`retrieval.scope`: the user's memberships, narrowed to the spaces asked for),
+then the dense list comes from langchain-postgres's `PGVectorStore`
+(`retrieval.dense`) and the keyword list from our SQL (`retrieval.keyword`), both on
+the read engine inside the user's `ReadScope`; hybrid runs the two concurrently and
+fuses them (`retrieval.fusion`). The scope is enforced in SQL (the space filter) and
+by row-level security (the scoped connections), never by filtering in Python.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from retrieval.dense import DenseSearch
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.keyword import keyword_search
 from retrieval.passages import Passage, SearchFilters, SearchMode, check_mode
+from retrieval.scope import SearchScope, resolve_scope
 
 __all__ = ["Retriever"]
 
@@ -37,14 +39,23 @@ MIN_CANDIDATES = 40
 # (nDCG@10 0.700 vs 0.704 at equal weights) and stopped BM25-weak sets losing to pure
 # vector (DBpedia subset 0.472 -> 0.499, MS MARCO subset 0.789 -> 0.797).
 HYBRID_WEIGHTS = (1.0, 0.5)
+# Readable sets of at most this many chunks are searched exactly (see retrieval.dense).
+EXACT_SCAN_MAX_CHUNKS = 20_000
 
 
 class Retriever:
-    """Searches one user's chunks at a time; built once, shared by every request."""
+    """Searches the spaces one user can read; built once, shared by every request."""
 
-    def __init__(self, *, engine: AsyncEngine, embeddings: Embeddings) -> None:
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        embeddings: Embeddings,
+        exact_scan_max_chunks: int = EXACT_SCAN_MAX_CHUNKS,
+    ) -> None:
         self.engine = engine
         self.embeddings = embeddings
+        self.exact_scan_max_chunks = exact_scan_max_chunks
         self._dense: DenseSearch | None = None
         self._dense_lock = asyncio.Lock()
 
@@ -60,13 +71,15 @@ class Retriever:
         query: str,
         *,
         user_id: uuid.UUID,
+        spaces: Sequence[uuid.UUID] | None = None,
         k: int = 5,
         mode: str = "hybrid",
         filters: dict[str, str] | None = None,
         candidates: int | None = None,
         query_vector: Sequence[float] | None = None,
     ) -> list[Passage]:
-        """The `k` passages of `user_id` most relevant to `query`, best first.
+        """The `k` passages most relevant to `query` in the spaces `user_id` can read
+        (all of them, or those of `spaces` among them), best first.
 
         `candidates` (hybrid only) is how many rows each side contributes to the fusion;
         by default `max(MIN_CANDIDATES, CANDIDATE_FACTOR * k)`. `query_vector` skips
@@ -79,27 +92,45 @@ class Retriever:
         query = query.strip()
         if not query:
             return []
+        scope = await self.scope(user_id, spaces)
+        if not scope.spaces:
+            return []
         if search_mode == "keyword":
-            return await self._keyword(query, user_id, k, where, None)
+            return await self._keyword(query, user_id, scope, k, where, None)
         if query_vector is None:
             # CPU work: off the event loop.
             query_vector = await asyncio.to_thread(self.embeddings.embed_query, query)
         dense = await self.dense()
         if search_mode == "vector":
             return await dense.search(
-                user_id=user_id, query_vector=query_vector, limit=k, filters=where
+                user_id=user_id, scope=scope, query_vector=query_vector, limit=k, filters=where
             )
         depth = candidates or max(MIN_CANDIDATES, CANDIDATE_FACTOR * k)
         nearest, matching = await asyncio.gather(
-            dense.search(user_id=user_id, query_vector=query_vector, limit=depth, filters=where),
-            self._keyword(query, user_id, depth, where, query_vector),
+            dense.search(
+                user_id=user_id, scope=scope, query_vector=query_vector, limit=depth, filters=where
+            ),
+            self._keyword(query, user_id, scope, depth, where, query_vector),
         )
         return reciprocal_rank_fusion([nearest, matching], k=RRF_K, weights=HYBRID_WEIGHTS, limit=k)
+
+    async def scope(
+        self, user_id: uuid.UUID, spaces: Sequence[uuid.UUID] | None = None
+    ) -> SearchScope:
+        """The spaces a search by `user_id` reads (see `retrieval.scope`)."""
+        with read_scope(ReadScope(user_id=user_id)):
+            async with self.engine.connect() as connection:
+                return await connection.run_sync(
+                    lambda sync: resolve_scope(
+                        sync, user_id=user_id, wanted=spaces, cap=self.exact_scan_max_chunks
+                    )
+                )
 
     async def _keyword(
         self,
         query: str,
         user_id: uuid.UUID,
+        scope: SearchScope,
         limit: int,
         filters: SearchFilters,
         query_vector: Sequence[float] | None,
@@ -109,7 +140,7 @@ class Retriever:
                 return await connection.run_sync(
                     lambda sync: keyword_search(
                         sync,
-                        user_id=user_id,
+                        scope=scope,
                         query=query,
                         limit=limit,
                         filters=filters,

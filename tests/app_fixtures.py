@@ -22,12 +22,14 @@ from chainlit.user_session import user_sessions
 from sqlalchemy.engine import Engine
 
 from chat_app.datalayer import build_data_layer
+from chat_app.handlers.spaces import user_spaces
 from chat_app.handlers.upload import Upload
 from chat_app.services import Services
 from chat_app.settings import Settings
 from db.engine import make_async_engine
 from db.models import DocumentChunk, User
 from db.scoped import user_scope
+from db.spaces import SpaceAccess, personal_space_id
 from tests.fakes import HashEmbeddings
 
 
@@ -146,11 +148,12 @@ def make_upload(folder: Path, name: str, content: str | bytes) -> Upload:
 
 
 def chunk_counts(engine: Engine, user_id: uuid.UUID) -> dict[str, int]:
+    """Chunks per source in the user's personal space."""
     table = DocumentChunk.__table__
     with user_scope(engine, user_id) as conn:
         rows = conn.execute(
             sa.select(table.c.source_id, sa.func.count())
-            .where(table.c.user_id == user_id)
+            .where(table.c.space_id == personal_space_id(conn, user_id=user_id))
             .group_by(table.c.source_id)
         ).all()
     return {r[0]: r[1] for r in rows}
@@ -168,3 +171,8 @@ def data_layer(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(cl_data, "_data_layer", layer)
     monkeypatch.setattr(cl_data, "_data_layer_initialized", True)
     yield layer
+
+
+def personal_access(services: Services, user_id: uuid.UUID) -> SpaceAccess:
+    """The user's personal space as the chat handlers receive it."""
+    return next(s for s in user_spaces(services, user_id) if s.kind == "personal")

@@ -26,6 +26,7 @@ from db.engine import PoolConfig, make_engine
 from db.models import User
 from db.schema import upgrade_to_head
 from db.scoped import make_read_engine
+from db.spaces import personal_space_id
 from db.users import add_user
 from retrieval.retriever import Retriever
 from tests.fakes import HashEmbeddings
@@ -146,3 +147,9 @@ async def read_engine(db_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def retriever(read_engine: AsyncEngine, fake_embeddings: HashEmbeddings) -> Retriever:
     return Retriever(engine=read_engine, embeddings=fake_embeddings)
+
+
+def personal_space(engine: Engine, user_id: uuid.UUID) -> uuid.UUID:
+    """The id of a user's personal space (made with the account)."""
+    with Session(engine) as session:
+        return personal_space_id(session, user_id=user_id)

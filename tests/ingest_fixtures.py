@@ -11,6 +11,7 @@ from langchain_core.embeddings import Embeddings
 from sqlalchemy.engine import Engine
 
 from ingest.indexing import IndexStats, index_source
+from tests.conftest import personal_space
 from tests.fakes import HashEmbeddings
 
 
@@ -39,11 +40,13 @@ def index_file(
     documents: list[Document],
     **options: Any,
 ) -> IndexStats:
-    """`index_source` for a file source, as `ingest.files` calls it."""
+    """`index_source` for a file source in the user's personal space, as `ingest.files`
+    calls it."""
     return index_source(
         engine=engine,
         embeddings=embeddings,
         user_id=user_id,
+        space_id=options.pop("space_id", None) or personal_space(engine, user_id),
         source_type="file",
         source_id=source_id,
         documents=documents,
@@ -68,11 +71,11 @@ class FailingEmbeddings(HashEmbeddings):
 def chunk_snapshot(engine: Engine, user_id: uuid.UUID | None = None) -> list[tuple[Any, ...]]:
     """Every chunk row (as the table owner, i.e. past row-level security), sorted."""
     query = (
-        "SELECT user_id, source_type, source_id, chunk_index, chunk_id, text FROM document_chunks"
+        "SELECT space_id, source_type, source_id, chunk_index, chunk_id, text FROM document_chunks"
     )
     params: dict[str, Any] = {}
     if user_id is not None:
-        query += " WHERE user_id = :u"
+        query += " WHERE space_id IN (SELECT id FROM spaces WHERE personal_of = :u)"
         params["u"] = user_id
     with engine.connect() as conn:
         return sorted(tuple(r) for r in conn.execute(sa.text(query), params))
@@ -80,10 +83,10 @@ def chunk_snapshot(engine: Engine, user_id: uuid.UUID | None = None) -> list[tup
 
 def record_snapshot(engine: Engine, user_id: uuid.UUID | None = None) -> list[tuple[Any, ...]]:
     """Every indexing record (namespace, key, user, group, time), sorted."""
-    query = "SELECT namespace, key, user_id, group_id, updated_at FROM index_records"
+    query = "SELECT namespace, key, space_id, group_id, updated_at FROM index_records"
     params: dict[str, Any] = {}
     if user_id is not None:
-        query += " WHERE user_id = :u"
+        query += " WHERE space_id IN (SELECT id FROM spaces WHERE personal_of = :u)"
         params["u"] = user_id
     with engine.connect() as conn:
         return sorted(tuple(r) for r in conn.execute(sa.text(query), params))
@@ -95,7 +98,7 @@ def chunk_texts(engine: Engine, user_id: uuid.UUID, source_id: str) -> list[str]
         return list(
             conn.execute(
                 sa.text(
-                    "SELECT text FROM document_chunks WHERE user_id = :u AND source_id = :s "
+                    "SELECT text FROM document_chunks WHERE added_by = :u AND source_id = :s "
                     "ORDER BY chunk_index"
                 ),
                 {"u": user_id, "s": source_id},

@@ -16,6 +16,7 @@ from db.models import DocumentChunk
 from db.scoped import user_scope
 from ingest.notion.report import SyncReport
 from ingest.notion.service import NotionOptions, connect_notion, sync_notion
+from tests.conftest import personal_space
 from tests.fake_notion import FakeNotion, Workspace
 from tests.fake_notion import builders as b
 from tests.fakes import HashEmbeddings
@@ -129,12 +130,16 @@ def fake(demo: Demo) -> Iterator[FakeNotion]:
 
 @dataclass
 class Connected:
-    """A user connected to the fake server, with a one-call sync."""
+    """A user's personal space connected to the fake server, with a one-call sync."""
 
     engine: Engine
     user_id: uuid.UUID
     fake: FakeNotion
     embeddings: HashEmbeddings
+
+    @property
+    def space_id(self) -> uuid.UUID:
+        return personal_space(self.engine, self.user_id)
 
     def sync(self, **kwargs: Any) -> SyncReport:
         progress = kwargs.pop("progress", None)
@@ -142,6 +147,7 @@ class Connected:
             engine=self.engine,
             embeddings=self.embeddings,
             user_id=self.user_id,
+            space_id=self.space_id,
             options=notion_options(self.fake.url, **kwargs),
             progress=progress,
         )
@@ -149,14 +155,15 @@ class Connected:
     def source_ids(self) -> set[str]:
         with user_scope(self.engine, self.user_id) as conn:
             return {
-                s.source_id for s in list_sources(conn, user_id=self.user_id, source_type="notion")
+                s.source_id
+                for s in list_sources(conn, space_ids=[self.space_id], source_type="notion")
             }
 
     def chunks(self, source_id: str | None = None) -> list[dict[str, Any]]:
         table = DocumentChunk.__table__
         query = sa.select(
             table.c.source_id, table.c.source_url, table.c.text, table.c.metadata
-        ).where(table.c.user_id == self.user_id)
+        ).where(table.c.space_id == self.space_id)
         if source_id:
             query = query.where(table.c.source_id == source_id)
         with user_scope(self.engine, self.user_id) as conn:
@@ -171,6 +178,7 @@ def connected(
     connect_notion(
         engine=engine,
         user_id=user.id,
+        space_id=personal_space(engine, user.id),
         token=fake.workspace.token,
         options=notion_options(fake.url),
     )

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 
 from db.chunks import ChunkRow, insert_chunks
 from db.scoped import user_scope
+from tests.conftest import personal_space
 
 
 def add_passages(
@@ -22,14 +23,17 @@ def add_passages(
     source_type: str = "file",
     prefix: str | None = None,
     extra_metadata: dict[str, Any] | None = None,
+    space_id: uuid.UUID | None = None,
 ) -> list[str]:
-    """Write `[(title, text)]` as one-chunk sources named after their titles; returns chunk ids."""
+    """Write `[(title, text)]` as one-chunk sources named after their titles, as `user_id`
+    into `space_id` (default: their personal space); returns chunk ids."""
     prefix = prefix or str(user_id)[:8]
     vectors = embeddings.embed_documents([f"{title}\n{text}" for title, text in passages])
     rows = [
         ChunkRow(
             chunk_id=f"{prefix}-{i}",
-            user_id=user_id,
+            space_id=space_id or personal_space(engine, user_id),
+            added_by=user_id,
             text=text,
             embedding=vector,
             source_type=source_type,

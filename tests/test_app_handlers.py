@@ -21,6 +21,7 @@ from chat_app.handlers.commands import COMMANDS, parse_command, send_chat_setup
 from chat_app.handlers.history import memory_from_steps, restore_memory
 from chat_app.handlers.session import chat_options, get_history, remember_exchange
 from chat_app.handlers.sources import forget_source, show_sources
+from chat_app.handlers.spaces import user_spaces
 from chat_app.handlers.upload import ingest_uploads
 from chat_app.services import Services
 from tests.app_fixtures import (
@@ -31,6 +32,7 @@ from tests.app_fixtures import (
     data_layer,
     emitted,
     make_upload,
+    personal_access,
     services,
     settle,
 )
@@ -47,7 +49,10 @@ async def test_answer_streams_and_cites_sources_as_side_elements_named_in_the_te
     alice = make_user("alice")
     async with chainlit_context(alice):
         await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     async with chainlit_context(alice) as session:
         msg = await answer_question(
@@ -73,7 +78,10 @@ async def test_a_user_never_gets_answers_from_another_users_documents(
     alice, bob = make_user("alice"), make_user("bob")
     async with chainlit_context(alice):
         await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     async with chainlit_context(bob) as session:
         msg = await answer_question(
@@ -86,10 +94,10 @@ async def test_a_user_never_gets_answers_from_another_users_documents(
     assert emitted(session, "element") == []
 
 
-async def test_uploaded_attachment_becomes_the_sources_file_link(
+async def test_an_uploaded_file_is_linked_from_its_citation(
     services: Services, data_layer: Any, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:
-    """A chat attachment is stored in PostgreSQL; the source panel links to it."""
+    """An indexed upload is kept in its space; the source panel links to it."""
     import chainlit as cl
 
     alice = make_user("alice")
@@ -104,36 +112,50 @@ async def test_uploaded_attachment_becomes_the_sources_file_link(
         )
         await message.send()
         await settle()
-        await ingest_uploads([upload], services=services, user_id=alice.id)
+        await ingest_uploads(
+            [upload], services=services, user_id=alice.id, space=personal_access(services, alice.id)
+        )
     async with chainlit_context(alice, thread_id=thread_id):
         msg = await answer_question(
             "Zorblatt reactor temperature?", services=services, user_id=alice.id
         )
-    assert "[Open the file](/kb/files/" in msg.elements[0].content  # type: ignore[operator]
+    assert "[Open the file](/kb/sources/" in msg.elements[0].content  # type: ignore[operator]
 
 
-async def test_chat_settings_choose_mode_and_top_k(
+async def test_chat_settings_choose_mode_top_k_and_spaces(
     services: Services, make_user: Callable[..., Any]
 ) -> None:
     alice = make_user("alice")
+    mine = user_spaces(services, alice.id)
     async with chainlit_context(alice) as session:
-        assert chat_options(services.settings).mode == services.settings.retrieval_mode
+        defaults = chat_options(services.settings, mine)
+        assert defaults.mode == services.settings.retrieval_mode
+        assert defaults.spaces is None and defaults.upload_space.kind == "personal"
         session.chat_settings = {"mode": "keyword", "top_k": 3}
-        assert chat_options(services.settings).mode == "keyword"
-        assert chat_options(services.settings).k == 3
-        session.chat_settings = {"mode": "nonsense", "top_k": 999}
-        options = chat_options(services.settings)
+        assert chat_options(services.settings, mine).mode == "keyword"
+        assert chat_options(services.settings, mine).k == 3
+        session.chat_settings = {
+            "mode": "nonsense",
+            "top_k": 999,
+            "search_spaces": [str(mine[0].id), "not-a-space-of-hers"],
+            "upload_space": "Somewhere she cannot write",
+        }
+        options = chat_options(services.settings, mine)
         assert (options.mode, options.k) == (services.settings.retrieval_mode, 20)
+        assert options.spaces == [mine[0].id]
+        assert options.upload_space.kind == "personal"
 
 
 async def test_new_chat_gets_commands_and_settings(
     services: Services, make_user: Callable[..., Any]
 ) -> None:
-    async with chainlit_context(make_user("alice")) as session:
-        await send_chat_setup(services.settings)
+    alice = make_user("alice")
+    async with chainlit_context(alice) as session:
+        await send_chat_setup(services.settings, user_spaces(services, alice.id))
     assert [c["id"] for c in emitted(session, "set_commands")[0]] == [c["id"] for c in COMMANDS]
     widgets = {w["id"]: w for w in emitted(session, "chat_settings")[0]}
-    assert set(widgets) == {"mode", "top_k"}
+    assert set(widgets) == {"mode", "top_k", "search_spaces", "upload_space"}
+    assert [i["label"] for i in widgets["search_spaces"]["items"]] == ["Personal"]
 
 
 @pytest.mark.parametrize(
@@ -165,7 +187,10 @@ async def test_resumed_chat_gets_its_memory_back_from_the_stored_steps(
     thread_id = str(uuid.uuid4())
     async with chainlit_context(alice):
         await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     async with chainlit_context(alice, thread_id=thread_id):
         await data_layer.update_thread(thread_id, user_id=str(alice.id))
@@ -252,6 +277,7 @@ async def test_sources_lists_and_forget_removes_one(
             ],
             services=services,
             user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     async with chainlit_context(alice):
         listing = await show_sources(services=services, user_id=alice.id)
@@ -271,7 +297,10 @@ async def test_forget_cannot_touch_another_users_source(
     alice, bob = make_user("alice"), make_user("bob")
     async with chainlit_context(alice):
         await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     async with chainlit_context(bob):
         reply = await forget_source("reactor.md", services=services, user_id=bob.id)

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from chat_app.handlers.notion import connect, notion_menu, resync
 from chat_app.services import Services
-from tests.app_fixtures import app_services, chainlit_context, emitted, services
+from tests.app_fixtures import app_services, chainlit_context, emitted, personal_access, services
 from tests.fake_notion import FakeNotion
 from tests.notion_fixtures import build_demo
 
@@ -56,8 +56,12 @@ async def test_notion_connect_stores_the_token_and_removes_the_reply_that_carrie
             "name": "alice",
         }
         async with chainlit_context(alice, thread_id=thread_id, replies=[token_reply]) as session:
-            menu = await notion_menu(services=services, user_id=alice.id)
-            connected = await connect(services=services, user_id=alice.id)
+            menu = await notion_menu(
+                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            )
+            connected = await connect(
+                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            )
     assert "not connected" in menu.content
     assert [a.name for a in menu.actions] == ["notion_connect"]
     assert "**connected** to *Acme*" in connected.content
@@ -86,13 +90,20 @@ async def test_notion_resync_shows_progress_and_the_summary(
         connect_notion(
             engine=services.engine,
             user_id=alice.id,
+            space_id=personal_access(services, alice.id).id,
             token=demo.workspace.token,
             options=services.notion_options(),
         )
         async with chainlit_context(alice) as session:
-            first = await resync(services=services, user_id=alice.id)
-            second = await resync(services=services, user_id=alice.id)
-            status = await notion_menu(services=services, user_id=alice.id)
+            first = await resync(
+                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            )
+            second = await resync(
+                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            )
+            status = await notion_menu(
+                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            )
     pages = len(demo.page_ids)
     assert f"**{pages}** new" in first.content and "**0** errors" in first.content
     assert f"**{pages}** unchanged" in second.content and "**0** new" in second.content
@@ -106,6 +117,8 @@ async def test_notion_resync_without_a_connection_says_what_to_do(
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice):
-        msg = await resync(services=services, user_id=alice.id)
+        msg = await resync(
+            services=services, user_id=alice.id, space=personal_access(services, alice.id)
+        )
     assert msg.content.startswith("**Notion sync failed:**")
     assert "not connected Notion" in msg.content

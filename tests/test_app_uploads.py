@@ -21,6 +21,7 @@ from tests.app_fixtures import (
     final_messages,
     make_upload,
     outputs,
+    personal_access,
     services,
 )
 
@@ -35,7 +36,10 @@ async def test_uploaded_file_is_indexed_in_its_own_step(
     alice = make_user("alice")
     async with chainlit_context(alice) as session:
         outcomes = await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     assert [(o.name, o.status) for o in outcomes] == [("reactor.md", "indexed")]
     steps = [m for m in final_messages(session).values() if m["type"] == "tool"]
@@ -53,12 +57,18 @@ async def test_reuploading_an_unchanged_file_is_reported_as_skipped(
     alice = make_user("alice")
     async with chainlit_context(alice):
         await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     embedded_before = services.embeddings.texts_embedded  # type: ignore[attr-defined]
     async with chainlit_context(alice) as session:
         outcomes = await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     assert outcomes[0].status == "unchanged"
     assert services.embeddings.texts_embedded == embedded_before  # type: ignore[attr-defined]
@@ -77,6 +87,7 @@ async def test_a_bad_file_fails_its_step_and_the_others_are_still_indexed(
             ],
             services=services,
             user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     assert [o.status for o in outcomes] == ["error", "indexed"]
     failed = next(m for m in final_messages(session).values() if m["name"] == "broken.pdf")
@@ -92,7 +103,10 @@ async def test_files_over_the_size_limit_are_refused_without_reading_them(
     alice = make_user("alice")
     async with chainlit_context(alice) as session:
         outcomes = await ingest_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)], services=services, user_id=alice.id
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     assert outcomes[0].status == "error"
     assert "the limit is 0.0001 MB" in outcomes[0].detail
@@ -114,6 +128,7 @@ async def test_files_beyond_the_per_upload_limit_are_named_and_not_processed(
             ],
             services=services,
             user_id=alice.id,
+            space=personal_access(services, alice.id),
         )
     assert [o.name for o in outcomes] == ["one.md"]
     assert set(chunk_counts(services.engine, alice.id)) == {"one.md"}
@@ -137,7 +152,9 @@ async def test_upload_command_asks_for_files_with_the_configured_limits(
     }
     async with chainlit_context(alice, replies=[[{"id": "f1"}]]) as session:
         session.files = {"f1": stored}
-        outcomes = await ask_and_ingest(services=services, user_id=alice.id)
+        outcomes = await ask_and_ingest(
+            services=services, user_id=alice.id, space=personal_access(services, alice.id)
+        )
     spec = session.emit_call.call_args.args[1]["spec"]
     assert (spec["max_size_mb"], spec["max_files"]) == (5, 3)
     assert spec["accept"] == accepted_types()

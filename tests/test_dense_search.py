@@ -18,6 +18,7 @@ from db.scoped import ReadScope, make_read_engine, read_scope, rls_enforced
 from retrieval.dense import DenseSearch, ef_search_for
 from retrieval.passages import SearchFilters
 from retrieval.retriever import Retriever
+from tests.conftest import personal_space
 from tests.retrieval_fixtures import add_passages
 
 ALICE = [
@@ -28,6 +29,9 @@ BOB = [("Bob kettle", "Descale the kettle every month with citric acid.")]
 _SESSION_SCOPE = sa.text(
     "SELECT current_user, current_setting('app.user_id', true),"
     " current_setting('hnsw.ef_search'), current_setting('hnsw.iterative_scan')"
+)
+_EXPLAIN_NEAREST = sa.text(
+    "EXPLAIN SELECT chunk_id FROM document_chunks ORDER BY embedding <=> CAST(:v AS vector) LIMIT 5"
 )
 
 
@@ -42,8 +46,9 @@ def users(
 
 
 @pytest.mark.parametrize("mode", ["vector", "hybrid"])
-async def test_dense_list_comes_from_pgvectorstore_with_the_user_filter(
+async def test_dense_list_comes_from_pgvectorstore_with_the_space_filter(
     mode: str,
+    engine: Engine,
     retriever: Retriever,
     users: tuple[uuid.UUID, uuid.UUID],
     monkeypatch: pytest.MonkeyPatch,
@@ -61,7 +66,7 @@ async def test_dense_list_comes_from_pgvectorstore_with_the_user_filter(
     monkeypatch.setattr(PGVectorStore, "asimilarity_search_with_score_by_vector", recording)
     passages = await retriever.search("descale the kettle", user_id=alice, k=2, mode=mode)
     assert len(calls) == 1
-    assert calls[0]["filter"] == {"user_id": {"$eq": str(alice)}}
+    assert calls[0]["filter"] == {"space_id": {"$eq": str(personal_space(engine, alice))}}
     assert set(calls[0]["ids"]) == {"alice-0", "alice-1"}
     assert passages[0].chunk_id == "alice-0"
     if mode == "vector":
@@ -133,7 +138,7 @@ async def test_a_pooled_connection_never_carries_the_previous_users_scope(
 
 
 async def test_vector_scores_are_one_minus_the_store_cosine_distance(
-    retriever: Retriever, users: tuple[uuid.UUID, uuid.UUID]
+    engine: Engine, retriever: Retriever, users: tuple[uuid.UUID, uuid.UUID]
 ) -> None:
     alice, _ = users
     query = "descale the kettle"
@@ -146,7 +151,8 @@ async def test_vector_scores_are_one_minus_the_store_cosine_distance(
     for passage in passages:
         assert passage.score == pytest.approx(1.0 - distances[passage.chunk_id])
         assert passage.similarity == passage.score
-        assert passage.metadata["user_id"] == str(alice)
+        assert passage.metadata["space_id"] == str(personal_space(engine, alice))
+        assert passage.metadata["space_name"] == "Personal"
 
 
 async def test_dense_search_alone_returns_the_nearest_first(
@@ -154,9 +160,14 @@ async def test_dense_search_alone_returns_the_nearest_first(
 ) -> None:
     alice, _ = users
     dense = await DenseSearch.create(read_engine)
+    retriever = Retriever(engine=read_engine, embeddings=fake_embeddings)
     vector = fake_embeddings.embed_query("water the tomatoes")
     found = await dense.search(
-        user_id=alice, query_vector=vector, limit=2, filters=SearchFilters(source_type="file")
+        user_id=alice,
+        scope=await retriever.scope(alice),
+        query_vector=vector,
+        limit=2,
+        filters=SearchFilters(source_type="file"),
     )
     assert [p.chunk_id for p in found] == ["alice-1", "alice-0"]
     assert found[0].score >= found[1].score
@@ -164,3 +175,66 @@ async def test_dense_search_alone_returns_the_nearest_first(
 
 def test_ef_search_grows_with_the_limit_within_pgvector_bounds() -> None:
     assert [ef_search_for(n) for n in (1, 40, 50, 51, 120, 800)] == [100, 100, 100, 102, 240, 1000]
+
+
+async def test_an_exact_scope_turns_index_scans_off_for_that_checkout_only(
+    db_url: str, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    alice, _ = users
+    engine = make_read_engine(db_url, PoolConfig(pool_size=1, max_overflow=0))
+    vector = "[" + ",".join(["0.1"] * 384) + "]"
+    index_scans = sa.text("SELECT current_setting('enable_indexscan')")
+    try:
+        seen = []
+        for exact in (True, False):
+            with read_scope(ReadScope(alice, exact=exact)):
+                async with engine.connect() as connection:
+                    seen.append((await connection.execute(index_scans)).scalar())
+                    plan = (await connection.execute(_EXPLAIN_NEAREST, {"v": vector})).scalars()
+                    if exact:
+                        assert "Index Scan using document_chunks_embedding_hnsw" not in "\n".join(
+                            plan
+                        )
+        assert seen == ["off", "on"]
+    finally:
+        await engine.dispose()
+
+
+async def test_shared_spaces_are_searched_with_their_names_and_can_be_narrowed(
+    engine: Engine, retriever: Retriever, make_user: Callable[..., Any], fake_embeddings: Embeddings
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from db import spaces as repo
+
+    owner, reader = make_user("owner"), make_user("reader")
+    with Session(engine) as session:
+        team = repo.create_space(session=session, name="Team", owner=owner, created_by=None)
+        repo.add_member(session=session, space=team, user=reader, role="reader", added_by=None)
+        session.commit()
+        team_id = team.id
+    add_passages(engine, fake_embeddings, owner.id, ALICE, prefix="team", space_id=team_id)
+    add_passages(engine, fake_embeddings, reader.id, BOB, prefix="mine")
+
+    everything = await retriever.search("descale the kettle", user_id=reader.id, k=5)
+    assert {p.chunk_id for p in everything} == {"team-0", "team-1", "mine-0"}
+    names = {p.chunk_id: p.metadata["space_name"] for p in everything}
+    assert names["team-0"] == "Team" and names["mine-0"] == "Personal"
+    narrowed = await retriever.search(
+        "descale the kettle", user_id=reader.id, spaces=[team_id], k=5
+    )
+    assert {p.chunk_id for p in narrowed} == {"team-0", "team-1"}
+    # A space the person is not a member of is ignored, not searched.
+    outsider = make_user("outsider")
+    assert await retriever.search("kettle", user_id=outsider.id, spaces=[team_id]) == []
+
+
+async def test_a_disabled_member_finds_nothing(
+    engine: Engine, retriever: Retriever, users: tuple[uuid.UUID, uuid.UUID]
+) -> None:
+    alice, _ = users
+    assert await retriever.search("descale the kettle", user_id=alice, k=5)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE users SET is_active = false WHERE id = :u"), {"u": alice})
+    for mode in ("vector", "keyword", "hybrid"):
+        assert await retriever.search("descale the kettle", user_id=alice, k=5, mode=mode) == []

@@ -130,6 +130,7 @@ async def test_every_mode_finds_the_judged_documents_of_an_easy_dataset(
     scores, run = await evaluate_mode(
         retriever=Retriever(engine=read_engine, embeddings=queries),
         user_id=report.user_id,
+        space_id=report.space_id,
         dataset=dataset,
         mode=mode,
         k=10,
@@ -144,7 +145,12 @@ def test_anchors_score_the_same_dataset(
     dataset = load_beir(write_beir(tmp_path))
     report = index(engine, fake_embeddings, dataset)
     dense = exact_dense_anchor(
-        engine=engine, embeddings=fake_embeddings, user_id=report.user_id, dataset=dataset, k=10
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=report.user_id,
+        space_id=report.space_id,
+        dataset=dataset,
+        k=10,
     )
     bm25 = bm25_anchor(dataset=dataset, k=10)
     assert dense.ndcg_10 == pytest.approx(1.0)

@@ -12,6 +12,7 @@ from db.scoped import user_scope
 from ingest.indexing import IndexStats, delete_source
 from ingest.record_manager import PgRecordManager
 from retrieval.retriever import Retriever
+from tests.conftest import personal_space
 from tests.fakes import HashEmbeddings
 from tests.ingest_fixtures import (
     FailingEmbeddings,
@@ -52,7 +53,7 @@ def test_first_index_adds_every_chunk_with_columns_and_metadata(
         ).all()
     assert [r[0] for r in rows] == [0, 1, 2]
     assert {r[1] for r in rows} == {"kb://files/camelids.txt"}
-    assert rows[0][2]["user_id"] == str(alice.id)
+    assert rows[0][2]["space_id"] == str(personal_space(engine, alice.id))
     assert rows[0][2]["page"] == 2 and rows[0][2]["title"] == "camelids.txt"
     assert {r[3] for r in rows} == {64}  # sha256 hex keys
     assert len(record_snapshot(engine, alice.id)) == 3
@@ -113,12 +114,25 @@ def test_deleting_a_source_removes_its_chunks_and_records_only(
     for source in ("camelids.txt", "other.txt"):
         index_file(engine, fake_embeddings, alice.id, source, file_documents(source, *V1))
 
-    removed = delete_source(engine=engine, user_id=alice.id, source_id="camelids.txt")
+    removed = delete_source(
+        engine=engine,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        source_id="camelids.txt",
+    )
 
     assert removed == 3
     assert {r[2] for r in chunk_snapshot(engine)} == {"other.txt"}
     assert {r[3] for r in record_snapshot(engine)} == {"file:other.txt"}
-    assert delete_source(engine=engine, user_id=alice.id, source_id="camelids.txt") == 0
+    assert (
+        delete_source(
+            engine=engine,
+            user_id=alice.id,
+            space_id=personal_space(engine, alice.id),
+            source_id="camelids.txt",
+        )
+        == 0
+    )
 
 
 async def test_failure_mid_source_leaves_previous_version_intact_and_searchable(
@@ -175,7 +189,12 @@ def test_user_b_ingesting_the_same_file_never_touches_user_a(
     changed = index_file(
         engine, fake_embeddings, bob.id, "camelids.txt", file_documents("camelids.txt", *V2)
     )
-    delete_source(engine=engine, user_id=bob.id, source_id="camelids.txt")
+    delete_source(
+        engine=engine,
+        user_id=bob.id,
+        space_id=personal_space(engine, bob.id),
+        source_id="camelids.txt",
+    )
 
     assert first.added == 3 and first.skipped == 0  # no sharing of keys across users
     assert changed.deleted == 2
@@ -184,7 +203,7 @@ def test_user_b_ingesting_the_same_file_never_touches_user_a(
     assert chunk_snapshot(engine, bob.id) == []
 
 
-def test_record_manager_sees_only_its_users_namespace(
+def test_record_manager_sees_only_its_spaces_namespace(
     engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
@@ -193,7 +212,7 @@ def test_record_manager_sees_only_its_users_namespace(
     )
     alice_keys = [r[1] for r in record_snapshot(engine, alice.id)]
     with user_scope(engine, bob.id) as conn:
-        records = PgRecordManager(connection=conn, user_id=bob.id)
+        records = PgRecordManager(connection=conn, space_id=personal_space(engine, bob.id))
         assert records.list_keys() == []
         assert records.exists(alice_keys) == [False, False, False]
         records.delete_keys(alice_keys)
@@ -203,7 +222,7 @@ def test_record_manager_sees_only_its_users_namespace(
 def test_record_manager_lists_keys_by_time_and_group(engine: Engine, make_user: MakeUser) -> None:
     alice = make_user("alice")
     with user_scope(engine, alice.id) as conn:
-        records = PgRecordManager(connection=conn, user_id=alice.id)
+        records = PgRecordManager(connection=conn, space_id=personal_space(engine, alice.id))
         records.update(["a", "b"], group_ids=["g1", "g2"])
         middle = records.get_time()
         records.update(["c"], group_ids=["g1"], time_at_least=middle)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from db.models import User
 from ingest.files import IngestOptions, discover_files, ingest_file, ingest_paths
+from tests.conftest import personal_space
 from tests.fakes import HashEmbeddings
 from tests.ingest_fixtures import FailingEmbeddings, chunk_snapshot, chunk_texts, record_snapshot
 
@@ -33,7 +34,12 @@ def test_new_file_is_indexed_with_file_metadata(
     path = _write(tmp_path / "notes.txt", NOTES)
 
     result = ingest_file(
-        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
     )
 
     assert (result.status, result.source_id, result.error) == ("indexed", "notes.txt", None)
@@ -43,7 +49,8 @@ def test_new_file_is_indexed_with_file_metadata(
             "SELECT metadata FROM document_chunks WHERE chunk_index = 0"
         ).scalar_one()
     assert meta["source_type"] == "file" and meta["source_id"] == "notes.txt"
-    assert meta["user_id"] == str(alice.id) and len(meta["file_hash"]) == 64
+    assert meta["space_id"] == str(personal_space(engine, alice.id))
+    assert len(meta["file_hash"]) == 64
 
 
 def test_reingesting_unchanged_file_writes_nothing(
@@ -52,12 +59,22 @@ def test_reingesting_unchanged_file_writes_nothing(
     alice = make_user("alice")
     path = _write(tmp_path / "notes.txt", NOTES)
     first = ingest_file(
-        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
     )
     chunks, records, calls = chunk_snapshot(engine), record_snapshot(engine), fake_embeddings.calls
 
     again = ingest_file(
-        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
     )
 
     assert (again.status, again.added, again.deleted) == ("unchanged", 0, 0)
@@ -74,13 +91,23 @@ def test_changed_file_replaces_exactly_its_old_chunks(
     path = _write(tmp_path / "notes.txt", NOTES)
     other = _write(tmp_path / "other.txt", "Vicunas live high in the Andes.")
     ingest_paths(
-        [path, other], engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+        [path, other],
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
     )
     other_rows = [r for r in chunk_snapshot(engine) if r[2] == "other.txt"]
     _write(path, "Guanacos are wild.\n\nThey live in Patagonia.")
 
     result = ingest_file(
-        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
     )
 
     assert result.status == "updated" and result.deleted > 0
@@ -95,7 +122,14 @@ def test_markdown_files_get_heading_paths(
     alice = make_user("alice")
     guide = "# Setup\n\nRead me.\n\n## Install\n\nRun the installer.\n"
     path = _write(tmp_path / "guide.md", guide)
-    ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
+    ingest_file(
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
+    )
     with engine.connect() as conn:
         headings = (
             conn.exec_driver_sql(
@@ -112,7 +146,14 @@ def test_failure_mid_file_leaves_previous_version_intact(
 ) -> None:
     alice = make_user("alice")
     path = _write(tmp_path / "notes.txt", NOTES)
-    ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
+    ingest_file(
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
+    )
     chunks, records = chunk_snapshot(engine), record_snapshot(engine)
     _write(path, NOTES.replace("alpacas", "vicunas"))
 
@@ -121,6 +162,7 @@ def test_failure_mid_file_leaves_previous_version_intact(
         engine=engine,
         embeddings=FailingEmbeddings(fail_on_call=2),
         user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
         options=OPTIONS,
     )
 
@@ -143,6 +185,7 @@ def test_bad_file_is_one_error_line_and_the_batch_goes_on(
         engine=engine,
         embeddings=fake_embeddings,
         user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
         options=OPTIONS,
     )
 
@@ -163,6 +206,7 @@ def test_size_limit_is_checked_before_parsing(
         engine=engine,
         embeddings=fake_embeddings,
         user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
         options=IngestOptions(max_bytes=4000),
     )
     assert result.status == "error"
@@ -175,11 +219,23 @@ def test_file_that_became_empty_keeps_its_previous_version(
 ) -> None:
     alice = make_user("alice")
     path = _write(tmp_path / "notes.txt", NOTES)
-    ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
+    ingest_file(
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
+    )
     chunks = chunk_snapshot(engine)
     _write(path, "   \n")
     result = ingest_file(
-        path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
     )
     assert result.status == "error"
     assert chunk_snapshot(engine) == chunks
@@ -190,16 +246,33 @@ def test_same_file_for_two_users_is_indexed_separately(
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     path = _write(tmp_path / "notes.txt", NOTES)
-    ingest_file(path, engine=engine, embeddings=fake_embeddings, user_id=alice.id, options=OPTIONS)
+    ingest_file(
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
+    )
     alice_chunks = chunk_snapshot(engine, alice.id)
     alice_records = record_snapshot(engine, alice.id)
 
     bob_first = ingest_file(
-        path, engine=engine, embeddings=fake_embeddings, user_id=bob.id, options=OPTIONS
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=bob.id,
+        space_id=personal_space(engine, bob.id),
+        options=OPTIONS,
     )
     _write(path, "Bob rewrote the notes entirely.")
     bob_second = ingest_file(
-        path, engine=engine, embeddings=fake_embeddings, user_id=bob.id, options=OPTIONS
+        path,
+        engine=engine,
+        embeddings=fake_embeddings,
+        user_id=bob.id,
+        space_id=personal_space(engine, bob.id),
+        options=OPTIONS,
     )
 
     assert bob_first.status == "indexed" and bob_first.added == bob_first.chunks
@@ -250,6 +323,7 @@ def test_a_batch_of_changed_files_is_embedded_in_one_model_call(
         engine=engine,
         embeddings=fake_embeddings,
         user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
         options=OPTIONS,
     )
     assert [r.status for r in first] == ["indexed"] * 3
@@ -261,6 +335,7 @@ def test_a_batch_of_changed_files_is_embedded_in_one_model_call(
         engine=engine,
         embeddings=fake_embeddings,
         user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
         options=OPTIONS,
     )
     assert [r.status for r in second] == ["unchanged", "updated", "unchanged"]
@@ -281,6 +356,7 @@ def test_results_keep_the_order_of_the_files_given(
         engine=engine,
         embeddings=fake_embeddings,
         user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
         options=OPTIONS,
     )
     assert [r.source_id for r in results] == ["good.txt", "empty.txt", "also.md"]
@@ -296,7 +372,12 @@ def test_when_embedding_ahead_fails_each_file_is_embedded_on_its_own(
     embeddings = FailingEmbeddings(fail_on_call=1)  # the one call for the whole window
 
     results = ingest_paths(
-        [tmp_path / "docs"], engine=engine, embeddings=embeddings, user_id=alice.id, options=OPTIONS
+        [tmp_path / "docs"],
+        engine=engine,
+        embeddings=embeddings,
+        user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
+        options=OPTIONS,
     )
 
     assert [r.status for r in results] == ["indexed"] * 3

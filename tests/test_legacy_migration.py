@@ -32,6 +32,7 @@ from ingest.legacy import (
 )
 from ingest.legacy.coerce import parse_timestamp
 from ingest.legacy.hnsw import INDEX_NAME
+from tests.conftest import personal_space
 from tests.fakes import HashEmbeddings
 from tests.legacy_factory import COLLECTION, LegacyFixture, build_legacy
 
@@ -117,7 +118,10 @@ def _qdrant_vectors(legacy: LegacyFixture) -> dict[str, list[float]]:
 def _pg_vectors(engine: Engine, user_id: uuid.UUID) -> dict[str, list[float]]:
     with user_scope(engine, user_id) as conn:
         rows = conn.execute(
-            sa.text("SELECT chunk_id, embedding::text FROM document_chunks WHERE user_id = :u"),
+            sa.text(
+                "SELECT chunk_id, embedding::text FROM document_chunks"
+                " WHERE space_id = (SELECT id FROM spaces WHERE personal_of = :u)"
+            ),
             {"u": user_id},
         )
         return {r.chunk_id: [float(x) for x in r.embedding.strip("[]").split(",")] for r in rows}
@@ -236,13 +240,14 @@ def test_usage_logs_and_notion_history_keep_their_content(
         pages = conn.execute(
             sa.text(
                 "SELECT page_id, title, status FROM notion_pages "
-                "WHERE user_id = :u ORDER BY page_id"
+                "WHERE space_id = (SELECT id FROM spaces WHERE personal_of = :u) ORDER BY page_id"
             ),
             {"u": ALICE},
         ).all()
         syncs = conn.execute(
             sa.text(
-                "SELECT status, error, details FROM notion_syncs WHERE user_id = :u ORDER BY id"
+                "SELECT status, error, details FROM notion_syncs "
+                "WHERE space_id = (SELECT id FROM spaces WHERE personal_of = :u) ORDER BY id"
             ),
             {"u": ALICE},
         ).all()
@@ -325,7 +330,8 @@ def test_pgvector_search_returns_the_same_chunks_as_qdrant(
                     got = (
                         conn.execute(
                             sa.text(
-                                "SELECT chunk_id FROM document_chunks WHERE user_id = :u "
+                                "SELECT chunk_id FROM document_chunks WHERE space_id ="
+                                " (SELECT id FROM spaces WHERE personal_of = :u) "
                                 "ORDER BY embedding <=> CAST(:q AS vector) LIMIT 5"
                             ),
                             {"u": user_id, "q": str(query)},
@@ -518,7 +524,10 @@ def test_unreadable_timestamps_are_none(value: object) -> None:
 def _damage_vectors(engine: Engine, user_id: uuid.UUID) -> None:
     with user_scope(engine, user_id) as conn:
         conn.execute(
-            sa.text("UPDATE document_chunks SET embedding = CAST(:v AS vector) WHERE user_id = :u"),
+            sa.text(
+                "UPDATE document_chunks SET embedding = CAST(:v AS vector)"
+                " WHERE space_id = (SELECT id FROM spaces WHERE personal_of = :u)"
+            ),
             {"v": str([1.0] + [0.0] * 383), "u": user_id},
         )
 
@@ -580,7 +589,17 @@ def test_chunk_id_owned_by_another_target_user_is_reported_not_overwritten(
     with user_scope(engine, zed.id) as conn:
         insert_chunks(
             conn,
-            [ChunkRow("chunk-001", zed.id, "zed's own text", [1.0] + [0.0] * 383, "file", "z")],
+            [
+                ChunkRow(
+                    chunk_id="chunk-001",
+                    space_id=personal_space(engine, zed.id),
+                    added_by=zed.id,
+                    text="zed's own text",
+                    embedding=[1.0] + [0.0] * 383,
+                    source_type="file",
+                    source_id="z",
+                )
+            ],
         )
     report = _migrate(engine, legacy)
 

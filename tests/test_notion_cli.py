@@ -14,7 +14,8 @@ from sqlalchemy.engine import Engine
 from chat_app.handlers.notion import resync
 from chat_app.services import Services
 from ingest.notion.service import connect_notion, notion_status
-from tests.app_fixtures import app_services, chainlit_context
+from tests.app_fixtures import app_services, chainlit_context, personal_access
+from tests.conftest import personal_space
 from tests.fake_notion import FakeNotion, Fault
 from tests.notion_fixtures import demo, fake
 
@@ -63,7 +64,9 @@ def test_connect_status_disconnect(
     assert status.returncode == 0 and "Acme" in status.stdout and "never" in status.stdout
     gone = run("disconnect", "--user", "alice", "--yes")
     assert gone.returncode == 0 and "Disconnected alice" in gone.stdout
-    state = notion_status(engine=engine, user_id=alice.id)
+    state = notion_status(
+        engine=engine, user_id=alice.id, space_id=personal_space(engine, alice.id)
+    )
     assert state is None  # no token and no sync history left
     everything = "".join(r.stdout + r.stderr for r in (connected, status, gone))
     assert token not in everything
@@ -71,6 +74,7 @@ def test_connect_status_disconnect(
 
 async def test_the_chat_and_the_cli_honour_the_same_notion_retry_setting(
     db_url: str,
+    engine: Engine,
     tmp_path: Path,
     fake: FakeNotion,
     make_user: Callable[..., Any],
@@ -86,12 +90,15 @@ async def test_the_chat_and_the_cli_honour_the_same_notion_retry_setting(
     connect_notion(
         engine=services.engine,
         user_id=alice.id,
+        space_id=personal_space(engine, alice.id),
         token=fake.workspace.token,
         options=services.notion_options(),
     )
     fake.add_fault(Fault(status=503, kind="search", times=2))
     async with chainlit_context(alice):
-        chat = await resync(services=services, user_id=alice.id)
+        chat = await resync(
+            services=services, user_id=alice.id, space=personal_access(services, alice.id)
+        )
     assert chat.content.startswith("**Notion sync failed:**") and "after 1 retries" in chat.content
 
     fake.add_fault(Fault(status=503, kind="search", times=2))

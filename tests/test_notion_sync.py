@@ -25,6 +25,7 @@ from ingest.notion.service import (
     sync_notion,
 )
 from retrieval.retriever import Retriever
+from tests.conftest import personal_space
 from tests.fake_notion import FakeNotion, Fault
 from tests.fakes import HashEmbeddings
 from tests.notion_fixtures import Connected, Demo, connected, demo, fake, notion_options
@@ -46,7 +47,7 @@ def _runs(c: Connected) -> list[dict[str, Any]]:
     table = NotionSync.__table__
     with user_scope(c.engine, c.user_id) as conn:
         rows = conn.execute(
-            sa.select(table).where(table.c.user_id == c.user_id).order_by(table.c.id)
+            sa.select(table).where(table.c.space_id == c.space_id).order_by(table.c.id)
         )
         return [dict(r._mapping) for r in rows]
 
@@ -212,15 +213,20 @@ def test_bad_token_is_refused_at_connect_and_nothing_is_stored(
         connect_notion(
             engine=engine,
             user_id=user.id,
+            space_id=personal_space(engine, user.id),
             token="ntn_wrong",
             options=notion_options(fake.url),
         )
-    assert notion_status(engine=engine, user_id=user.id) is None
+    assert (
+        notion_status(engine=engine, user_id=user.id, space_id=personal_space(engine, user.id))
+        is None
+    )
     with pytest.raises(NotionNotConnected, match="kb notion connect"):
         sync_notion(
             engine=engine,
             embeddings=HashEmbeddings(),
             user_id=user.id,
+            space_id=personal_space(engine, user.id),
             options=notion_options(fake.url),
         )
 
@@ -253,7 +259,9 @@ def test_failing_page_leaves_others_synced_marks_run_partial_and_rerun_converges
     assert first.status == "partial" and first.pages_failed == 1
     assert "Apollo" in first.errors[0] and "500" in first.errors[0]
     assert connected.source_ids() == demo.page_ids - {demo.rows[0]}
-    status = notion_status(engine=connected.engine, user_id=connected.user_id)
+    status = notion_status(
+        engine=connected.engine, user_id=connected.user_id, space_id=connected.space_id
+    )
     assert status is not None and status.pages_failed == 1
     assert status.last_sync is not None and status.last_sync.status == "partial"
 
@@ -324,7 +332,9 @@ def test_token_is_stored_encrypted(connected: Connected, demo: Demo) -> None:
         stored = conn.execute(sa.select(table.c.token_encrypted)).scalar_one()
     assert demo.workspace.token.encode() not in bytes(stored)
     assert demo.workspace.token[4:12].encode() not in bytes(stored)
-    status = notion_status(engine=connected.engine, user_id=connected.user_id)
+    status = notion_status(
+        engine=connected.engine, user_id=connected.user_id, space_id=connected.space_id
+    )
     assert status is not None and demo.workspace.token not in repr(status)
     assert status.workspace_name == "Acme"
 
@@ -335,6 +345,7 @@ def test_a_changed_secret_key_asks_to_reconnect(connected: Connected) -> None:
             engine=connected.engine,
             embeddings=connected.embeddings,
             user_id=connected.user_id,
+            space_id=connected.space_id,
             options=notion_options(connected.fake.url, secret_key="another key"),
         )
 
@@ -345,10 +356,14 @@ def test_a_changed_secret_key_asks_to_reconnect(connected: Connected) -> None:
 def test_disconnect_forgets_the_token_and_the_notion_chunks(connected: Connected) -> None:
     connected.sync()
 
-    disconnect_notion(engine=connected.engine, user_id=connected.user_id)
+    disconnect_notion(
+        engine=connected.engine, user_id=connected.user_id, space_id=connected.space_id
+    )
 
     assert connected.source_ids() == set()
-    status = notion_status(engine=connected.engine, user_id=connected.user_id)
+    status = notion_status(
+        engine=connected.engine, user_id=connected.user_id, space_id=connected.space_id
+    )
     assert status is not None and not status.connected and status.pages_indexed == 0
 
 
@@ -360,6 +375,7 @@ def test_another_users_sync_sees_nothing_of_alices(
     connect_notion(
         engine=connected.engine,
         user_id=bob.id,
+        space_id=personal_space(connected.engine, bob.id),
         token=fake.workspace.token,
         options=notion_options(fake.url),
     )
@@ -368,5 +384,7 @@ def test_another_users_sync_sees_nothing_of_alices(
     report = bobs.sync()
 
     assert report.pages_new == len(connected.source_ids())  # bob indexes his own copy
-    disconnect_notion(engine=connected.engine, user_id=bob.id)
+    disconnect_notion(
+        engine=connected.engine, user_id=bob.id, space_id=personal_space(connected.engine, bob.id)
+    )
     assert bobs.source_ids() == set() and connected.source_ids()

@@ -19,7 +19,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chat_app.datalayer import build_data_layer
-from chat_app.storage import FILES_ROUTE, PostgresStorageClient, install_file_route
+from chat_app.storage import (
+    FILES_ROUTE,
+    PostgresStorageClient,
+    install_file_route,
+    install_source_route,
+    source_file_url,
+)
 from db.engine import make_async_engine
 
 
@@ -44,9 +50,12 @@ def login_required(
 
 
 @pytest.fixture
-def client_for(storage_engine: AsyncEngine, login_required: None) -> Callable[..., Any]:
+def client_for(
+    storage_engine: AsyncEngine, engine: Engine, login_required: None
+) -> Callable[..., Any]:
     app = FastAPI()
     install_file_route(app, lambda: storage_engine)
+    install_source_route(app, lambda: engine)
 
     def make(identifier: str | None) -> httpx.AsyncClient:
         headers = {}
@@ -232,3 +241,48 @@ async def test_route_is_reached_before_chainlits_catch_all(
         assert paths.count(f"{FILES_ROUTE}/{{object_key:path}}") == 1
     finally:
         app.router.routes[:] = before
+
+
+async def test_an_indexed_file_is_served_to_members_of_its_space_only(
+    engine: Engine, make_user: Callable[..., Any], client_for: Callable[..., Any]
+) -> None:
+    from sqlalchemy.orm import Session
+
+    from db import spaces as repo
+    from db.scoped import user_scope
+    from db.source_files import FileBytes, save_source_file
+
+    owner, reader = make_user("owner"), make_user("reader")
+    make_user("outsider")
+    with Session(engine) as session:
+        team = repo.create_space(session=session, name="Team", owner=owner, created_by=None)
+        repo.add_member(session=session, space=team, user=reader, role="reader", added_by=None)
+        session.commit()
+        team_id = team.id
+    with user_scope(engine, owner.id) as conn:
+        file_id = save_source_file(
+            conn,
+            space_id=team_id,
+            source_id="manual.pdf",
+            file=FileBytes("manual.pdf", "application/pdf", b"%PDF-1.4 manual"),
+            added_by=owner.id,
+        )
+    url = source_file_url(file_id)
+    async with (
+        client_for("reader") as as_reader,
+        client_for("outsider") as as_outsider,
+        client_for(None) as anonymous,
+    ):
+        served = await as_reader.get(url)
+        assert served.status_code == 200 and served.content == b"%PDF-1.4 manual"
+        assert served.headers["content-disposition"].startswith("inline;")
+        assert (await as_outsider.get(url)).status_code == 404
+        assert (await as_outsider.get(f"{url[:-4]}abcd")).status_code == 404
+        assert (await anonymous.get(url)).status_code == 401
+        with Session(engine) as session:
+            space = session.get(repo.Space, team_id)
+            person = session.get(repo.User, reader.id)
+            assert space is not None and person is not None
+            repo.remove_member(session=session, space=space, user=person)
+            session.commit()
+        assert (await as_reader.get(url)).status_code == 404

@@ -20,6 +20,7 @@ from chat_app.cli import (
     serve_cmd,
     setup_cmd,
     sources_cmd,
+    spaces_cmd,
     users_cmd,
 )
 from chat_app.cli.output import fail
@@ -39,6 +40,7 @@ ask_cmd.register(app)
 app.add_typer(eval_cmd.app, name="eval")
 ingest_cmd.register(app)
 app.add_typer(sources_cmd.app, name="sources")
+app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(notion_cmd.app, name="notion")
 migrate_cmd.register(app)
 

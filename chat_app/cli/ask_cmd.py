@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from chat_app.cli.context import cli_services, user_id_for
+from chat_app.cli.context import cli_services, space_for, user_id_for
 from chat_app.cli.output import console
 from retrieval.chain import Answer
 from retrieval.passages import check_mode
@@ -20,16 +20,21 @@ def ask(
     user: str = typer.Option(..., "--user", "-u", help="Whose documents to search (login)."),
     mode: str | None = typer.Option(None, help="hybrid, vector or keyword (default: setting)."),
     k: int | None = typer.Option(None, "--k", help="Passages to retrieve (default: setting)."),
+    space: str | None = typer.Option(
+        None, "--space", help="Search only this shared space (default: every readable space)."
+    ),
 ) -> None:
-    """Answer a question from one user's documents, with numbered sources."""
+    """Answer a question from the documents a user can read, with numbered sources."""
     with cli_services() as services:
         chosen_mode = check_mode(mode) if mode else None
         user_id = user_id_for(services, user)
+        spaces = [space_for(services, user_id, space).id] if space else None
         chain = services.answer_chain()
 
         async def run() -> Answer:
             final: Answer | None = None
-            async for item in chain.astream(question, user_id=user_id, mode=chosen_mode, k=k):
+            stream = chain.astream(question, user_id=user_id, spaces=spaces, mode=chosen_mode, k=k)
+            async for item in stream:
                 if isinstance(item, Answer):
                     final = item
                 else:

@@ -79,6 +79,7 @@ def beir(
                     found, _ = await evaluate_mode(
                         retriever=retriever,
                         user_id=report.user_id,
+                        space_id=report.space_id,
                         dataset=dataset,
                         mode=name,
                         k=k,
@@ -97,6 +98,7 @@ def beir(
                     engine=services.engine,
                     embeddings=embeddings,
                     user_id=report.user_id,
+                    space_id=report.space_id,
                     dataset=dataset,
                     k=k,
                 )

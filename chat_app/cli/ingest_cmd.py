@@ -1,12 +1,13 @@
-"""`kb ingest PATH... --user LOGIN`: index files for one user, with a summary table."""
+"""`kb ingest PATH... --user LOGIN [--space NAME]`: index files, with a summary table."""
 
 from __future__ import annotations
 
 import typer
 from rich.table import Table
 
-from chat_app.cli.context import cli_services, user_id_for
+from chat_app.cli.context import cli_services, space_for, user_id_for
 from chat_app.cli.output import console, err_console, progress_bar
+from db.spaces import require_role
 from ingest.files import FileResult, discover_files, ingest_files
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
@@ -16,9 +17,12 @@ def ingest(
     paths: list[str] = typer.Argument(
         ..., help="Files, folders (searched recursively) or glob patterns such as 'docs/**/*.md'."
     ),
-    user: str = typer.Option(..., "--user", "-u", help="Login of the user who owns the chunks."),
+    user: str = typer.Option(..., "--user", "-u", help="Login of the user who adds them."),
+    space: str | None = typer.Option(
+        None, "--space", help="A shared space the user is an editor of (default: personal)."
+    ),
 ) -> None:
-    """Parse, split, embed and index files for one user.
+    """Parse, split, embed and index files into a user's personal space (or --space).
 
     Unchanged files cost nothing (no embedding, no writes); changed files replace
     their old chunks. A file that fails is reported and leaves the database as it
@@ -26,6 +30,8 @@ def ingest(
     """
     with cli_services() as services:
         user_id = user_id_for(services, user)
+        target = space_for(services, user_id, space)
+        require_role(target, "editor", action="add sources")
         found = discover_files(paths)
         for note in found.notes:
             console.print(f"[dim]{note}[/]", highlight=False)
@@ -44,6 +50,7 @@ def ingest(
                     engine=services.engine,
                     embeddings=embeddings,
                     user_id=user_id,
+                    space_id=target.id,
                     options=options,
                     progress=lambda message: progress.update(task, description=message),
                     on_result=lambda _result: progress.advance(task),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from chat_app.cli.context import cli_services, user_id_for
+from chat_app.cli.context import cli_services, space_for, space_label, user_id_for
 from chat_app.cli.output import console, err_console, progress_bar
 from ingest.notion.errors import NotionNotConnected
 from ingest.notion.report import SyncProgress, SyncReport
@@ -22,7 +22,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-_USER = typer.Option(..., "--user", "-u", help="Login of the user who owns the connection.")
+_USER = typer.Option(..., "--user", "-u", help="Login of the user (an editor of the space).")
+_SPACE = typer.Option(
+    None, "--space", help="The shared space of the connection (default: the user's personal space)."
+)
 _PHASE = {
     "enumerating": "Listing shared pages",
     "removing": "Removing pages gone from Notion",
@@ -38,10 +41,12 @@ def connect(
         "--token",
         help="Internal Integration Secret (ntn_...). Default: KB_NOTION_TOKEN, else prompted.",
     ),
+    space: str | None = _SPACE,
 ) -> None:
-    """Check an integration token with Notion and store it encrypted for USER."""
+    """Check an integration token with Notion and store it encrypted for the space."""
     with cli_services() as services:
         user_id = user_id_for(services, user)
+        where = space_for(services, user_id, space)
         settings = services.settings
         if not token and settings.notion_token is not None:
             token = settings.notion_token.get_secret_value()
@@ -50,30 +55,40 @@ def connect(
         status = connect_notion(
             engine=services.engine,
             user_id=user_id,
+            space_id=where.id,
             token=token,
             options=services.notion_options(),
         )
+    again = f"kb notion sync --user {user}" + (f" --space {_quoted(space)}" if space else "")
     console.print(
-        f"Connected [bold]{user}[/] to Notion workspace [bold]{status.workspace_name or '?'}[/]."
-        f"\nShare pages with the integration (page menu > Connections), then run "
-        f"[bold]kb notion sync --user {user}[/].",
+        f"Connected [bold]{space_label(where, user)}[/] to Notion workspace "
+        f"[bold]{status.workspace_name or '?'}[/].\nShare pages with the integration "
+        f"(page menu > Connections), then run [bold]{again}[/].",
         highlight=False,
     )
 
 
+def _quoted(name: str) -> str:
+    return f'"{name}"' if " " in name else name
+
+
 @app.command("sync")
-def sync(user: str = _USER) -> None:
+def sync(user: str = _USER, space: str | None = _SPACE) -> None:
     """Index new and edited pages, skip unchanged ones, remove pages gone from Notion.
 
     Exit code 1 when some pages failed (the others are synced; run again to retry).
     """
     with cli_services() as services:
         user_id = user_id_for(services, user)
-        current = notion_status(engine=services.engine, user_id=user_id)
+        where = space_for(services, user_id, space)
+        current = notion_status(engine=services.engine, user_id=user_id, space_id=where.id)
         if current is None or not current.connected:  # say so before loading the model
+            connect = f"kb notion connect --user {user}" + (
+                f" --space {_quoted(space)}" if space else ""
+            )
             raise NotionNotConnected(
-                f"{user} has not connected Notion.",
-                hint=f"Run `kb notion connect --user {user}` first.",
+                f"{space_label(where, user)} has not connected Notion.",
+                hint=f"Run `{connect}` first.",
             )
         with console.status("Loading the embedding model..."):
             embeddings = services.embeddings
@@ -90,6 +105,7 @@ def sync(user: str = _USER) -> None:
                 engine=services.engine,
                 embeddings=embeddings,
                 user_id=user_id,
+                space_id=where.id,
                 options=services.notion_options(),
                 progress=on_progress,
             )
@@ -101,17 +117,20 @@ def sync(user: str = _USER) -> None:
 
 
 @app.command("status")
-def status(user: str = _USER) -> None:
+def status(user: str = _USER, space: str | None = _SPACE) -> None:
     """Show the connection (never the token) and the latest sync."""
     with cli_services() as services:
-        current = notion_status(engine=services.engine, user_id=user_id_for(services, user))
+        user_id = user_id_for(services, user)
+        where = space_for(services, user_id, space)
+        current = notion_status(engine=services.engine, user_id=user_id, space_id=where.id)
     if current is None:
         console.print(
-            f"{user} has not connected Notion. Run [bold]kb notion connect --user {user}[/].",
+            f"{space_label(where, user)} has not connected Notion. "
+            f"Run [bold]kb notion connect --user {user}[/].",
             highlight=False,
         )
         raise typer.Exit(0)
-    _print_status(user, current)
+    _print_status(space_label(where, user), current)
 
 
 @app.command("disconnect")
@@ -121,16 +140,22 @@ def disconnect(
         False, "--keep-content", help="Keep the indexed Notion pages searchable."
     ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    space: str | None = _SPACE,
 ) -> None:
-    """Forget USER's Notion token and (unless --keep-content) remove the Notion chunks."""
-    if not yes and not keep_content:
-        typer.confirm(f"Remove {user}'s Notion token and every indexed Notion page?", abort=True)
+    """Forget the space's Notion token and (unless --keep-content) its Notion chunks."""
     with cli_services() as services:
+        user_id = user_id_for(services, user)
+        where = space_for(services, user_id, space)
+        if not yes and not keep_content:
+            typer.confirm(
+                f"Remove {space_label(where, user)}'s Notion token and every indexed Notion page?",
+                abort=True,
+            )
         disconnect_notion(
-            engine=services.engine, user_id=user_id_for(services, user), keep_content=keep_content
+            engine=services.engine, user_id=user_id, space_id=where.id, keep_content=keep_content
         )
     console.print(
-        f"Disconnected {user} from Notion"
+        f"Disconnected {space_label(where, user)} from Notion"
         + (" (indexed pages kept)." if keep_content else "; Notion pages removed.")
     )
 

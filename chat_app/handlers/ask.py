@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import chainlit as cl
 from langchain_core.messages import BaseMessage
 
-from chat_app.handlers.citations import file_links, source_elements, sources_footer
+from chat_app.handlers.citations import file_key, file_links, source_elements, sources_footer
 from chat_app.services import Services
 from db.errors import KbError
 from retrieval.chain import Answer
@@ -31,6 +31,7 @@ async def answer_question(
     *,
     services: Services,
     user_id: uuid.UUID,
+    spaces: Sequence[uuid.UUID] | None = None,
     history: Sequence[BaseMessage] = (),
     mode: SearchMode | None = None,
     k: int | None = None,
@@ -40,7 +41,10 @@ async def answer_question(
     answer: Answer | None = None
     try:
         chain = await asyncio.to_thread(services.answer_chain)  # loads the model once
-        async for part in chain.astream(question, user_id=user_id, history=history, mode=mode, k=k):
+        stream = chain.astream(
+            question, user_id=user_id, spaces=spaces, history=history, mode=mode, k=k
+        )
+        async for part in stream:
             if isinstance(part, Answer):
                 answer = part
             else:
@@ -64,10 +68,8 @@ async def answer_question(
         if not msg.content.strip():
             msg.content = answer.text
         if answer.sources:
-            names = [s.source_id for s in answer.sources if s.source_type == "file" and not s.url]
-            links = await asyncio.to_thread(
-                file_links, services.engine, user_id=user_id, names=names
-            )
+            keys = [file_key(s) for s in answer.sources if s.source_type == "file" and not s.url]
+            links = await asyncio.to_thread(file_links, services.engine, user_id=user_id, keys=keys)
             msg.elements = source_elements(answer.sources, links)  # type: ignore[assignment]
             msg.content += sources_footer(answer.sources)
     await msg.send()  # ends the stream (if any), persists the message, sends the elements

@@ -15,25 +15,25 @@ import chainlit as cl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from chat_app.storage import FILES_ROUTE
+from chat_app.storage import source_file_url
+from db.models import SourceFile
+from db.scoped import user_scope
+from db.spaces import readable_spaces
 from retrieval.chain import Citation
 
-__all__ = ["SOURCES_MARKER", "file_links", "source_elements", "sources_footer", "strip_footer"]
+__all__ = [
+    "SOURCES_MARKER",
+    "file_key",
+    "file_links",
+    "source_elements",
+    "sources_footer",
+    "strip_footer",
+]
 
 # Separates the answer from the footer; resuming a chat strips it from the memory.
 SOURCES_MARKER = "\n\n**Sources:** "
 
-# The newest stored attachment with that file name in one of the user's threads.
-_FILE_LINKS = sa.text(
-    """
-    SELECT DISTINCT ON (e.name) e.name, e."objectKey" AS key
-    FROM elements e JOIN threads t ON t.id = e."threadId"
-    WHERE t."userId" = :user_id AND e.name = ANY(:names) AND e."objectKey" IS NOT NULL
-      AND e.type IN ('file', 'pdf', 'text', 'image')
-      AND e.display IS DISTINCT FROM 'side'
-    ORDER BY e.name, t."createdAt" DESC NULLS LAST
-    """
-)
+FileKey = tuple[str, str]  # (space id, source id) of an indexed file
 
 
 def _label(source: Citation) -> str:
@@ -43,16 +43,27 @@ def _label(source: Citation) -> str:
     return f"{title}, p. {source.page}" if source.page else title
 
 
-def file_links(engine: Engine, *, user_id: uuid.UUID, names: Iterable[str]) -> dict[str, str]:
-    """Read URLs of uploaded files (chat attachments) by name, for this user only."""
-    wanted = sorted(set(names))
+def file_key(source: Citation) -> FileKey:
+    return (str(source.passage.metadata.get("space_id") or ""), source.source_id)
+
+
+def file_links(
+    engine: Engine, *, user_id: uuid.UUID, keys: Iterable[FileKey]
+) -> dict[FileKey, str]:
+    """URLs of the cited files kept in `source_files`, for the spaces this user can read."""
+    wanted = sorted(set(keys))
     if not wanted:
         return {}
-    with engine.connect() as conn:
-        rows = conn.execute(_FILE_LINKS, {"user_id": user_id, "names": wanted}).all()
-    from urllib.parse import quote
-
-    return {row.name: f"{FILES_ROUTE}/{quote(row.key)}" for row in rows}
+    table = SourceFile.__table__
+    with user_scope(engine, user_id) as conn:
+        readable = [s.id for s in readable_spaces(conn, user_id=user_id)]
+        rows = conn.execute(
+            sa.select(table.c.id, table.c.space_id, table.c.source_id).where(
+                table.c.space_id.in_(readable),
+                sa.tuple_(sa.cast(table.c.space_id, sa.Text), table.c.source_id).in_(wanted),
+            )
+        ).all()
+    return {(str(r.space_id), r.source_id): source_file_url(r.id) for r in rows}
 
 
 def _quote_line(line: str) -> str:
@@ -63,19 +74,21 @@ def _quote_line(line: str) -> str:
     return stripped
 
 
-def _link(source: Citation, links: dict[str, str]) -> str | None:
+def _link(source: Citation, links: dict[FileKey, str]) -> str | None:
     if source.url:
         return source.url
-    return links.get(source.source_id)
+    return links.get(file_key(source))
 
 
-def source_elements(sources: Sequence[Citation], links: dict[str, str]) -> list[cl.Text]:
+def source_elements(sources: Sequence[Citation], links: dict[FileKey, str]) -> list[cl.Text]:
     """One side panel per source: title, page, the passage, and where to open it."""
     elements = []
     for source in sources:
         lines = [f"### {_label(source)}"]
         kind = "Notion page" if source.source_type == "notion" else "File"
-        lines.append(f"*{kind}: {source.source_id}*")
+        space = source.passage.metadata.get("space_name")
+        where = f" · space: {space}" if space else ""
+        lines.append(f"*{kind}: {source.source_id}{where}*")
         lines.append("")
         lines.extend(
             f"> {_quote_line(line)}" if line.strip() else ">"

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import chainlit as cl
-from chainlit.input_widget import Select, Slider
+from chainlit.input_widget import MultiSelect, Select, Slider
 from chainlit.types import CommandDict
 
 from chat_app.settings import Settings
+from db.spaces import SpaceAccess
 from retrieval.passages import MODES
 
 __all__ = [
     "COMMANDS",
+    "SEARCH_SPACES",
+    "UPLOAD_SPACE",
     "ParsedCommand",
     "chat_settings",
     "parse_command",
     "send_chat_setup",
+    "setting_label",
     "starters",
 ]
 
@@ -25,7 +30,7 @@ COMMANDS: list[CommandDict] = [
     {
         "id": "upload",
         "icon": "upload",
-        "description": "Upload files to your knowledge base",
+        "description": "Upload files: /upload [space]",
         "button": False,
         "persistent": False,
         "selected": False,
@@ -33,7 +38,7 @@ COMMANDS: list[CommandDict] = [
     {
         "id": "sources",
         "icon": "library",
-        "description": "List your indexed sources",
+        "description": "List the sources of your spaces",
         "button": False,
         "persistent": False,
         "selected": False,
@@ -49,13 +54,23 @@ COMMANDS: list[CommandDict] = [
     {
         "id": "notion",
         "icon": "book-open",
-        "description": "Connect or re-sync Notion",
+        "description": "Connect or re-sync Notion: /notion [space]",
+        "button": False,
+        "persistent": False,
+        "selected": False,
+    },
+    {
+        "id": "spaces",
+        "icon": "users",
+        "description": "Your spaces; owners manage members",
         "button": False,
         "persistent": False,
         "selected": False,
     },
 ]
 _NAMES = {c["id"] for c in COMMANDS}
+SEARCH_SPACES = "search_spaces"
+UPLOAD_SPACE = "upload_space"
 _TYPED = re.compile(r"^/(\w+)\b\s*(.*)$", re.S)
 
 
@@ -76,11 +91,18 @@ def parse_command(command: str | None, content: str) -> ParsedCommand:
     return ParsedCommand(None, text)
 
 
-def chat_settings(settings: Settings, chosen: dict[str, object] | None = None) -> cl.ChatSettings:
+def chat_settings(
+    settings: Settings, spaces: Sequence[SpaceAccess], chosen: dict[str, object] | None = None
+) -> cl.ChatSettings:
+    """Retrieval mode and depth, which spaces to search, and where uploads go."""
     chosen = chosen or {}
     modes: list[str] = list(MODES)
     mode = str(chosen.get("mode") or settings.retrieval_mode)
     top_k = chosen.get("top_k") or settings.top_k
+    readable = {setting_label(s): str(s.id) for s in spaces}
+    searched = [v for v in _strings(chosen.get(SEARCH_SPACES)) if v in readable.values()]
+    writable = [setting_label(s) for s in spaces if s.can_write]
+    upload_to = str(chosen.get(UPLOAD_SPACE) or "")
     return cl.ChatSettings(
         [
             Select(
@@ -98,14 +120,39 @@ def chat_settings(settings: Settings, chosen: dict[str, object] | None = None) -
                 max=20,
                 step=1,
             ),
+            MultiSelect(
+                id=SEARCH_SPACES,
+                label="Search in",
+                items=readable,
+                initial=searched,
+                description="Spaces to answer from; none chosen = all of your spaces.",
+            ),
+            Select(
+                id=UPLOAD_SPACE,
+                label="Add uploads to",
+                values=writable,
+                initial_index=writable.index(upload_to) if upload_to in writable else 0,
+                description="Spaces where you are an editor or owner.",
+            ),
         ]
     )
 
 
-async def send_chat_setup(settings: Settings, chosen: dict[str, object] | None = None) -> None:
+def setting_label(space: SpaceAccess) -> str:
+    """How the settings name a space (the personal one is "Personal")."""
+    return "Personal" if space.kind == "personal" else space.name
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list | tuple) else []
+
+
+async def send_chat_setup(
+    settings: Settings, spaces: Sequence[SpaceAccess], chosen: dict[str, object] | None = None
+) -> None:
     """Commands and settings: sent on a new chat and again on a resumed one."""
     await cl.context.emitter.set_commands(COMMANDS)
-    await chat_settings(settings, chosen).send()
+    await chat_settings(settings, spaces, chosen).send()
 
 
 def starters() -> list[cl.Starter]:

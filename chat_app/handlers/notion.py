@@ -1,8 +1,10 @@
 """Notion in the chat: connect (token asked once, stored encrypted), re-sync, status.
 
-The sync itself belongs to `ingest.notion.service`; this module shows it. The token
-is never echoed or logged: the reply that carried it is removed from the screen and
-from the stored chat history as soon as it is read.
+A connection belongs to a space (`/notion` for the personal one, `/notion SPACE` for a
+shared one): editors and owners connect and re-sync it, every member reads its pages
+and sees its status. The sync itself belongs to `ingest.notion.service`; this module
+shows it. The token is never echoed or logged: the reply that carried it is removed
+from the screen and from the stored chat history as soon as it is read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sqlalchemy as sa
 from chat_app.handlers.progress import run_with_progress
 from chat_app.services import Services
 from db.errors import KbError
+from db.spaces import SpaceAccess, require_role
 from ingest.notion.report import SyncProgress, SyncReport
 from ingest.notion.service import (
     NotionStatus,
@@ -51,15 +54,25 @@ ACTION_DISCONNECT = "notion_disconnect"
 TOKEN_TIMEOUT_S = 300
 
 
-def _actions(connected: bool) -> list[cl.Action]:
+def _actions(space: SpaceAccess, connected: bool) -> list[cl.Action]:
+    """The buttons under a Notion message; each names its space. Readers get status only."""
+    payload = {"space_id": str(space.id)}
+    if not space.can_write:
+        return [cl.Action(name=ACTION_STATUS, payload=payload, label="Status", icon="info")]
     if not connected:
-        return [cl.Action(name=ACTION_CONNECT, payload={}, label="Connect Notion", icon="plug")]
+        return [
+            cl.Action(name=ACTION_CONNECT, payload=payload, label="Connect Notion", icon="plug")
+        ]
     return [
-        cl.Action(name=ACTION_SYNC, payload={}, label="Re-sync now", icon="refresh-cw"),
-        cl.Action(name=ACTION_STATUS, payload={}, label="Status", icon="info"),
-        cl.Action(name=ACTION_CONNECT, payload={}, label="Change token", icon="key"),
-        cl.Action(name=ACTION_DISCONNECT, payload={}, label="Disconnect", icon="unplug"),
+        cl.Action(name=ACTION_SYNC, payload=payload, label="Re-sync now", icon="refresh-cw"),
+        cl.Action(name=ACTION_STATUS, payload=payload, label="Status", icon="info"),
+        cl.Action(name=ACTION_CONNECT, payload=payload, label="Change token", icon="key"),
+        cl.Action(name=ACTION_DISCONNECT, payload=payload, label="Disconnect", icon="unplug"),
     ]
+
+
+def _where(space: SpaceAccess) -> str:
+    return "" if space.kind == "personal" else f" for **{space.name}**"
 
 
 def _when(value: datetime | None) -> str:
@@ -68,19 +81,25 @@ def _when(value: datetime | None) -> str:
     return str(value) if value else "never"
 
 
-def format_status(status: NotionStatus | None) -> str:
-    """A short paragraph about a `NotionStatus` (None = never connected)."""
+def format_status(status: NotionStatus | None, space: SpaceAccess) -> str:
+    """A short paragraph about a space's `NotionStatus` (None = never connected)."""
     if status is None or not status.connected:
-        text = (
-            "Notion is **not connected**. Create an internal integration at "
-            "notion.so/my-integrations, share your pages with it, then press "
-            "**Connect Notion** and paste its token."
-        )
+        if not space.can_write:
+            text = f"Notion is **not connected**{_where(space)}; its editors can connect it."
+        else:
+            text = (
+                f"Notion is **not connected**{_where(space)}. Create an internal integration "
+                "at notion.so/my-integrations, share your pages with it, then press "
+                "**Connect Notion** and paste its token."
+            )
         if status is not None and status.pages_indexed:
             text += f" ({status.pages_indexed} pages from an earlier connection are indexed.)"
         return text
-    where = f" to *{status.workspace_name}*" if status.workspace_name else ""
-    lines = [f"Notion is **connected**{where}. Pages indexed: **{status.pages_indexed}**."]
+    workspace = f" to *{status.workspace_name}*" if status.workspace_name else ""
+    lines = [
+        f"Notion is **connected**{_where(space)}{workspace}. "
+        f"Pages indexed: **{status.pages_indexed}**."
+    ]
     last = status.last_sync
     if last is None:
         lines.append("Not synced yet.")
@@ -107,23 +126,23 @@ def format_progress(event: SyncProgress) -> str:
     return f"Page {event.done}/{event.total}{title}{outcome}"
 
 
-def _status(services: Services, user_id: uuid.UUID) -> NotionStatus | None:
-    return notion_status(engine=services.engine, user_id=user_id)
+def _status(services: Services, user_id: uuid.UUID, space: SpaceAccess) -> NotionStatus | None:
+    return notion_status(engine=services.engine, user_id=user_id, space_id=space.id)
 
 
-async def notion_menu(*, services: Services, user_id: uuid.UUID) -> cl.Message:
-    status = await asyncio.to_thread(_status, services, user_id)
+async def notion_menu(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:
+    status = await asyncio.to_thread(_status, services, user_id, space)
     msg = cl.Message(
-        content=format_status(status),
-        actions=_actions(status is not None),
+        content=format_status(status, space),
+        actions=_actions(space, status is not None and status.connected),
         metadata={"kind": "notion"},
     )
     await msg.send()
     return msg
 
 
-async def show_status(*, services: Services, user_id: uuid.UUID) -> cl.Message:
-    return await notion_menu(services=services, user_id=user_id)
+async def show_status(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:
+    return await notion_menu(services=services, user_id=user_id, space=space)
 
 
 async def _scrub_reply(reply_id: str, services: Services) -> None:
@@ -142,12 +161,14 @@ async def _scrub_reply(reply_id: str, services: Services) -> None:
         await asyncio.sleep(0.1)
 
 
-async def connect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+async def connect(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:
     """Ask for the integration token, validate it with Notion and store it encrypted."""
+    require_role(space, "editor", action="connect Notion")
     reply = await cl.AskUserMessage(
         content=(
-            "Paste your Notion **internal integration token** (it starts with `ntn_` or "
-            "`secret_`). It is checked with Notion, stored encrypted, and removed from this chat."
+            f"Paste the Notion **internal integration token**{_where(space)} (it starts with "
+            "`ntn_` or `secret_`). It is checked with Notion, stored encrypted, never shown to "
+            "anyone, and removed from this chat."
         ),
         timeout=TOKEN_TIMEOUT_S,
     ).send()
@@ -162,6 +183,7 @@ async def connect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
             lambda: connect_notion(
                 engine=services.engine,
                 user_id=user_id,
+                space_id=space.id,
                 token=token,
                 options=services.notion_options(),
             )
@@ -169,14 +191,14 @@ async def connect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
     except KbError as exc:
         msg = cl.Message(
             content=f"**Notion refused the connection:** {exc}",
-            actions=_actions(False),
+            actions=_actions(space, False),
             metadata={"kind": "notion"},
         )
         await msg.send()
         return msg
     msg = cl.Message(
-        content=format_status(status) + "\n\nPress **Re-sync now** to index your pages.",
-        actions=_actions(True),
+        content=format_status(status, space) + "\n\nPress **Re-sync now** to index the pages.",
+        actions=_actions(space, True),
         metadata={"kind": "notion"},
     )
     await msg.send()
@@ -197,7 +219,7 @@ def _report_text(report: SyncReport) -> str:
     return "\n".join(lines)
 
 
-async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
+async def resync(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:
     """Incremental re-sync with live progress, then the summary."""
 
     def work(progress: Callable[[SyncProgress], None]) -> SyncReport:
@@ -205,6 +227,7 @@ async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
             engine=services.engine,
             embeddings=services.embeddings,
             user_id=user_id,
+            space_id=space.id,
             options=services.notion_options(),
             progress=progress,
         )
@@ -226,7 +249,7 @@ async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
             step.output = f"Failed: {exc}"
             msg = cl.Message(
                 content=f"**Notion sync failed:** {exc}",
-                actions=_actions(True),
+                actions=_actions(space, True),
                 metadata={"kind": "notion"},
             )
             await msg.send()
@@ -237,25 +260,27 @@ async def resync(*, services: Services, user_id: uuid.UUID) -> cl.Message:
             step.output = "Failed (see the server log)."
             msg = cl.Message(
                 content="**Notion sync failed** unexpectedly; see the server log.",
-                actions=_actions(True),
+                actions=_actions(space, True),
                 metadata={"kind": "notion"},
             )
             await msg.send()
             return msg
         step.output = f"Done: {report.pages_seen} pages checked in {report.seconds:.1f} s."
     msg = cl.Message(
-        content=_report_text(report), actions=_actions(True), metadata={"kind": "notion"}
+        content=_report_text(report), actions=_actions(space, True), metadata={"kind": "notion"}
     )
     await msg.send()
     return msg
 
 
-async def disconnect(*, services: Services, user_id: uuid.UUID) -> cl.Message:
-    await asyncio.to_thread(lambda: disconnect_notion(engine=services.engine, user_id=user_id))
+async def disconnect(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:
+    await asyncio.to_thread(
+        lambda: disconnect_notion(engine=services.engine, user_id=user_id, space_id=space.id)
+    )
     msg = cl.Message(
-        content="Notion is disconnected: its token and its pages are removed from your "
-        "knowledge base.",
-        actions=_actions(False),
+        content=f"Notion is disconnected{_where(space)}: its token and its pages are removed "
+        "from the knowledge base.",
+        actions=_actions(space, False),
         metadata={"kind": "notion"},
     )
     await msg.send()

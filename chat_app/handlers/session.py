@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,9 @@ import chainlit as cl
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from chat_app.auth import user_id_of
+from chat_app.handlers.commands import SEARCH_SPACES, UPLOAD_SPACE, setting_label
 from chat_app.settings import Settings
+from db.spaces import SpaceAccess
 from retrieval.passages import MODES, SearchMode, check_mode
 
 __all__ = [
@@ -33,6 +36,8 @@ MAX_HISTORY_MESSAGES = 20
 class ChatOptions:
     mode: SearchMode
     k: int
+    spaces: list[uuid.UUID] | None  # None: every space the user can read
+    upload_space: SpaceAccess  # where dropped files go
 
 
 def current_user_id() -> uuid.UUID:
@@ -57,8 +62,9 @@ def remember_exchange(question: str, answer: str) -> None:
     cl.user_session.set(HISTORY_KEY, pairs[-MAX_HISTORY_MESSAGES:])
 
 
-def chat_options(settings: Settings) -> ChatOptions:
-    """The chat's retrieval mode and top-k: the user's choice, else the server default."""
+def chat_options(settings: Settings, spaces: Sequence[SpaceAccess]) -> ChatOptions:
+    """The chat's choices (retrieval mode, top-k, spaces searched, upload space), checked
+    against the spaces the user has now: a space they left is dropped."""
     chosen: dict[str, Any] = cl.user_session.get("chat_settings") or {}
     mode: SearchMode = settings.retrieval_mode
     if chosen.get("mode") in MODES:
@@ -67,4 +73,12 @@ def chat_options(settings: Settings) -> ChatOptions:
         k = int(chosen.get("top_k") or settings.top_k)
     except (TypeError, ValueError):
         k = settings.top_k
-    return ChatOptions(mode=mode, k=max(1, min(k, 20)))
+    by_id = {str(s.id): s for s in spaces}
+    chosen_spaces = chosen.get(SEARCH_SPACES)
+    searched = [by_id[v].id for v in chosen_spaces or [] if v in by_id]
+    wanted_upload = chosen.get(UPLOAD_SPACE)
+    writable = [s for s in spaces if s.can_write]
+    upload = next((s for s in writable if setting_label(s) == wanted_upload), writable[0])
+    return ChatOptions(
+        mode=mode, k=max(1, min(k, 20)), spaces=searched or None, upload_space=upload
+    )

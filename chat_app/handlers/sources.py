@@ -1,24 +1,30 @@
-"""`/sources` lists what the user has indexed; `/forget <source>` removes one."""
+"""`/sources` lists what the user's spaces hold; `/forget <source>` removes one."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
 import chainlit as cl
 
+from chat_app.handlers.spaces import user_spaces
 from chat_app.services import Services
 from db.chunks import SourceSummary, list_sources
 from db.scoped import user_scope
+from db.spaces import SpaceAccess
+from ingest.indexing import delete_source
 
 __all__ = ["find_sources", "forget_source", "list_user_sources", "show_sources"]
 
 _MAX_LISTED = 100
 
 
-def list_user_sources(services: Services, user_id: uuid.UUID) -> list[SourceSummary]:
+def list_user_sources(
+    services: Services, user_id: uuid.UUID, spaces: Sequence[SpaceAccess]
+) -> list[SourceSummary]:
     with user_scope(services.engine, user_id) as conn:
-        return list_sources(conn, user_id=user_id)
+        return list_sources(conn, space_ids=[s.id for s in spaces])
 
 
 def _escape(text: str) -> str:
@@ -30,34 +36,49 @@ def _kind(source: SourceSummary) -> str:
 
 
 async def show_sources(*, services: Services, user_id: uuid.UUID) -> cl.Message:
-    sources = await asyncio.to_thread(list_user_sources, services, user_id)
+    """The sources of every space the user can read, grouped by space, with who added them."""
+    spaces = await asyncio.to_thread(user_spaces, services, user_id)
+    sources = await asyncio.to_thread(list_user_sources, services, user_id, spaces)
     if not sources:
         text = (
-            "You have no indexed sources yet. Drop a file into the chat (or use `/upload`), "
-            "or connect Notion with `/notion`."
+            "Your spaces have no indexed sources yet. Drop a file into the chat (or use "
+            "`/upload`), or connect Notion with `/notion`."
         )
     else:
-        lines = [
-            f"**Your sources** ({len(sources)}, {sum(s.chunks for s in sources)} chunks)",
-            "",
-            "| source | type | chunks | updated |",
-            "|---|---|---|---|",
-        ]
-        for s in sources[:_MAX_LISTED]:
-            name = _escape(s.source_id)
-            title = f" — {_escape(s.title)}" if s.title and s.title != s.source_id else ""
-            if s.source_url:
-                name = f"[{name}]({s.source_url})"
-            lines.append(
-                f"| {name}{title} | {_kind(s)} | {s.chunks} | {s.updated_at:%Y-%m-%d %H:%M} |"
-            )
-        if len(sources) > _MAX_LISTED:
-            lines.append(f"\n…and {len(sources) - _MAX_LISTED} more.")
-        lines.append("\nRemove one with `/forget <source>`.")
+        total = sum(s.chunks for s in sources)
+        lines = [f"**Sources in your spaces** ({len(sources)}, {total} chunks)"]
+        listed = 0
+        for space in spaces:
+            mine = [s for s in sources if s.space_id == space.id]
+            if not mine:
+                continue
+            name = "Personal" if space.kind == "personal" else space.name
+            lines += [
+                "",
+                f"**{_escape(name)}** ({space.role})",
+                "",
+                "| source | type | chunks | added by | updated |",
+                "|---|---|---|---|---|",
+            ]
+            for s in mine[: max(0, _MAX_LISTED - listed)]:
+                lines.append(_row(s))
+            listed += len(mine)
+        if listed > _MAX_LISTED:
+            lines.append(f"\n…and {listed - _MAX_LISTED} more.")
+        lines.append("\nRemove one with `/forget <source>` (editors and owners).")
         text = "\n".join(lines)
     msg = cl.Message(content=text, metadata={"kind": "sources"})
     await msg.send()
     return msg
+
+
+def _row(s: SourceSummary) -> str:
+    name = _escape(s.source_id)
+    title = f" — {_escape(s.title)}" if s.title and s.title != s.source_id else ""
+    if s.source_url:
+        name = f"[{name}]({s.source_url})"
+    who = _escape(s.added_by or "")
+    return f"| {name}{title} | {_kind(s)} | {s.chunks} | {who} | {s.updated_at:%Y-%m-%d %H:%M} |"
 
 
 def find_sources(
@@ -77,19 +98,24 @@ def find_sources(
 
 
 async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -> cl.Message:
-    from ingest.indexing import delete_source
-
+    """Remove a source from a space where the user is an editor or owner."""
     if not query.strip():
         text = "Say which source to forget: `/forget report.pdf` (see `/sources`)."
     else:
-        sources = await asyncio.to_thread(list_user_sources, services, user_id)
+        spaces = await asyncio.to_thread(user_spaces, services, user_id)
+        writable = [s for s in spaces if s.can_write]
+        sources = await asyncio.to_thread(list_user_sources, services, user_id, writable)
         matches, similar = find_sources(sources, query)
         if not matches and similar:
             # Deleting is not undoable: a partial name only suggests.
             names = ", ".join(f"`/forget {s.source_id}`" for s in similar[:10])
             text = f"No source is named **{query.strip()}**. Did you mean: {names}?"
         elif not matches:
-            text = f"No source matches **{query.strip()}**. `/sources` lists yours."
+            text = (
+                f"No source matches **{query.strip()}** in the spaces where you can remove "
+                "sources (yours, and shared spaces where you are an editor or owner). "
+                "`/sources` lists them."
+            )
         elif len(matches) > 1:
             names = ", ".join(f"`{s.source_id}` ({_kind(s)})" for s in matches[:10])
             text = f"**{query.strip()}** names several sources: {names}. Give the source name."
@@ -99,6 +125,7 @@ async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -
                 delete_source,
                 engine=services.engine,
                 user_id=user_id,
+                space_id=source.space_id,
                 source_id=source.source_id,
                 source_type=source.source_type,
             )

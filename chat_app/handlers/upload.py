@@ -22,6 +22,7 @@ from chainlit.element import Element
 from chat_app.handlers.progress import run_with_progress
 from chat_app.services import Services
 from db.errors import KbError
+from db.spaces import SpaceAccess
 from ingest.files import FileResult, ingest_file
 from ingest.loaders import SUPPORTED_EXTENSIONS
 
@@ -73,7 +74,7 @@ def _safe_name(name: str) -> str:
 
 
 def _ingest_one(
-    upload: Upload, services: Services, user_id: uuid.UUID
+    upload: Upload, services: Services, user_id: uuid.UUID, space: SpaceAccess
 ) -> Callable[[Callable[[str], None]], FileResult]:
     options = services.ingest_options()
     name = _safe_name(upload.name)
@@ -93,6 +94,7 @@ def _ingest_one(
                 engine=services.engine,
                 embeddings=embeddings,
                 user_id=user_id,
+                space_id=space.id,
                 options=options,
                 display_name=name,
                 progress=progress,
@@ -119,7 +121,7 @@ def _describe(result: FileResult) -> tuple[str, str]:
 
 
 async def _ingest_with_step(
-    upload: Upload, services: Services, user_id: uuid.UUID
+    upload: Upload, services: Services, user_id: uuid.UUID, space: SpaceAccess
 ) -> UploadOutcome:
     name = _safe_name(upload.name)
     limit = services.settings.max_file_bytes
@@ -142,7 +144,7 @@ async def _ingest_with_step(
             await step.update()
 
         try:
-            result = await run_with_progress(_ingest_one(upload, services, user_id), show)
+            result = await run_with_progress(_ingest_one(upload, services, user_id, space), show)
         except KbError as exc:
             step.is_error = True
             step.output = f"Failed: {exc}"
@@ -158,7 +160,9 @@ async def _ingest_with_step(
         return UploadOutcome(name, status, int(result.chunks), line)
 
 
-def _summary(outcomes: Sequence[UploadOutcome], refused: Sequence[str], max_files: int) -> str:
+def _summary(
+    outcomes: Sequence[UploadOutcome], refused: Sequence[str], max_files: int, space: SpaceAccess
+) -> str:
     good = [o for o in outcomes if o.status in ("indexed", "updated")]
     same = [o for o in outcomes if o.status == "unchanged"]
     bad = [o for o in outcomes if o.status == "error"]
@@ -166,7 +170,8 @@ def _summary(outcomes: Sequence[UploadOutcome], refused: Sequence[str], max_file
     if good:
         chunks = sum(o.chunks for o in good)
         names = ", ".join(f"**{o.name}**" for o in good)
-        parts.append(f"Indexed {names} ({chunks} chunks). You can ask about it now.")
+        where = "" if space.kind == "personal" else f" into **{space.name}**"
+        parts.append(f"Indexed {names}{where} ({chunks} chunks). You can ask about it now.")
     if same:
         parts.append(
             "Already indexed, unchanged: " + ", ".join(f"**{o.name}**" for o in same) + "."
@@ -183,15 +188,30 @@ def _summary(outcomes: Sequence[UploadOutcome], refused: Sequence[str], max_file
     return "\n\n".join(parts) or "No files received."
 
 
+async def _refuse_reader(space: SpaceAccess, names: Sequence[str]) -> None:
+    listed = "Not added: " + ", ".join(f"**{n}**" for n in names) + ". " if names else ""
+    await cl.Message(
+        content=f"{listed}You are a reader of **{space.name}**: only its editors and owners "
+        "can add files. Upload to your personal space instead, or ask an owner of the space "
+        "to make you an editor.",
+        metadata={"kind": "upload"},
+    ).send()
+
+
 async def ingest_uploads(
-    uploads: Sequence[Upload], *, services: Services, user_id: uuid.UUID
+    uploads: Sequence[Upload], *, services: Services, user_id: uuid.UUID, space: SpaceAccess
 ) -> list[UploadOutcome]:
-    """Ingest each file in its own step, then post one summary message."""
+    """Ingest each file into `space` in its own step, then post one summary message.
+
+    A reader of the space gets one message saying so, and nothing is ingested."""
+    if not space.can_write:
+        await _refuse_reader(space, [_safe_name(u.name) for u in uploads])
+        return [UploadOutcome(_safe_name(u.name), "refused", 0, "reader") for u in uploads]
     max_files = services.settings.max_files_per_upload
     accepted, refused = list(uploads[:max_files]), [u.name for u in uploads[max_files:]]
-    outcomes = [await _ingest_with_step(u, services, user_id) for u in accepted]
+    outcomes = [await _ingest_with_step(u, services, user_id, space) for u in accepted]
     await cl.Message(
-        content=_summary(outcomes, refused, max_files), metadata={"kind": "upload"}
+        content=_summary(outcomes, refused, max_files, space), metadata={"kind": "upload"}
     ).send()
     return outcomes
 
@@ -230,13 +250,19 @@ def accepted_types() -> dict[str, list[str]]:
     }
 
 
-async def ask_and_ingest(*, services: Services, user_id: uuid.UUID) -> list[UploadOutcome]:
-    """`/upload`: ask for files (limits from the settings), then ingest them."""
+async def ask_and_ingest(
+    *, services: Services, user_id: uuid.UUID, space: SpaceAccess
+) -> list[UploadOutcome]:
+    """`/upload [space]`: ask for files (limits from the settings), then ingest them."""
     settings = services.settings
+    if not space.can_write:
+        await _refuse_reader(space, [])
+        return []
+    where = "your personal space" if space.kind == "personal" else f"**{space.name}**"
     files = await cl.AskFileMessage(
         content=(
             f"Choose up to {settings.max_files_per_upload} files "
-            f"(max {settings.max_file_mb:g} MB each) to add to your knowledge base."
+            f"(max {settings.max_file_mb:g} MB each) to add to {where}."
         ),
         accept=accepted_types(),
         # Chainlit caps these at 100 MB and 10 files.
@@ -248,4 +274,4 @@ async def ask_and_ingest(*, services: Services, user_id: uuid.UUID) -> list[Uplo
         await cl.Message(content="No file received; nothing changed.").send()
         return []
     uploads = [Upload(path=Path(f.path), name=f.name, size=f.size, mime=f.type) for f in files]
-    return await ingest_uploads(uploads, services=services, user_id=user_id)
+    return await ingest_uploads(uploads, services=services, user_id=user_id, space=space)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from db.models import User
+from db.spaces import ensure_personal_spaces
 from ingest.legacy import mapping
 from ingest.legacy.coerce import (
     chainlit_timestamp,
@@ -171,3 +172,8 @@ def migrate_users(source: LegacySqlite, state: RunState) -> None:
         table.present += len(batch) - written
         done += len(batch)
         state.batch_done("users", number, done, len(to_write))
+    # Legacy content goes into each person's personal space.
+    with state.target.unscoped() as conn:
+        state.personal_spaces.update(
+            ensure_personal_spaces(conn, user_ids=sorted({u.id for u in state.users.values()}))
+        )

@@ -36,7 +36,7 @@ _FAILED_STATUSES = {"failed", "error", "failure"}
 
 @dataclass(frozen=True)
 class _Pending:
-    user_id: uuid.UUID
+    user_id: uuid.UUID  # whose scope writes it
     legacy_id: str
     row: dict[str, Any]
 
@@ -51,18 +51,22 @@ def _legacy_id(row: dict[str, Any]) -> str:
 
 
 def _write(state: RunState, table: Any, pending: list[_Pending], report: TableReport) -> None:
-    """Insert the rows whose legacy id the user does not have yet, per user."""
+    """Insert the rows whose legacy id the user (usage logs) or their personal space
+    (Notion runs) does not have yet, per user."""
     by_user: dict[uuid.UUID, list[_Pending]] = {}
     for item in pending:
         by_user.setdefault(item.user_id, []).append(item)
     for user_id, items in by_user.items():
         ids = [i.legacy_id for i in items]
         legacy_id = table.c.details["legacy_id"].astext
+        owner = (
+            table.c.space_id == state.space_of(user_id)
+            if "space_id" in table.c
+            else table.c.user_id == user_id
+        )
         with state.target.scoped(user_id) as conn:
             have = set(
-                conn.execute(
-                    sa.select(legacy_id).where(table.c.user_id == user_id, legacy_id.in_(ids))
-                ).scalars()
+                conn.execute(sa.select(legacy_id).where(owner, legacy_id.in_(ids))).scalars()
             )
             new = [i.row for i in items if i.legacy_id not in have]
             if new:
@@ -150,7 +154,8 @@ def _sync_rows(
             ):
                 pages[key] = _PageState(user.id, page_id, title, chunks, synced)
         values: dict[str, Any] = {
-            "user_id": user.id,
+            "space_id": state.space_of(user.id),
+            "started_by": user.id,
             "status": "legacy",
             "started_at": synced or datetime.now(UTC),
             "finished_at": synced,
@@ -190,7 +195,7 @@ def migrate_notion(source: LegacySqlite, state: RunState) -> None:
         for batch_pages in batched(user_pages, state.options.batch_size):
             page_rows = [
                 {
-                    "user_id": p.user_id,
+                    "space_id": state.space_of(p.user_id),
                     "page_id": p.page_id,
                     "title": p.title,
                     # Unknown edit time: the next Notion sync fetches and re-indexes the page.

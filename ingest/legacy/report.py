@@ -184,7 +184,7 @@ def _stored_vectors(
     target: Target, user_id: uuid.UUID, chunk_ids: Sequence[str]
 ) -> dict[str, list[float]]:
     query = sa.select(_chunks.c.chunk_id, _chunks.c.embedding).where(
-        _chunks.c.user_id == user_id, _chunks.c.chunk_id.in_(list(chunk_ids))
+        _chunks.c.added_by == user_id, _chunks.c.chunk_id.in_(list(chunk_ids))
     )
     with target.scoped(user_id) as conn:
         return {row.chunk_id: list(row.embedding) for row in conn.execute(query)}
@@ -230,7 +230,7 @@ def _pgvector_nearest(
 ) -> tuple[str, ...]:
     query = (
         sa.select(_chunks.c.chunk_id)
-        .where(_chunks.c.user_id == user_id)
+        .where(_chunks.c.added_by == user_id)
         .order_by(_chunks.c.embedding.cosine_distance(list(vector)), _chunks.c.chunk_id)
         .limit(k)
     )

@@ -70,6 +70,11 @@ class RunState:
     sessions: dict[str, SessionRef] = field(default_factory=dict)
     #: legacy session_id -> why it was skipped (its messages are skipped with it)
     skipped_sessions: dict[str, str] = field(default_factory=dict)
+    #: target user id -> their personal space, where their legacy content goes
+    personal_spaces: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+
+    def space_of(self, user_id: uuid.UUID) -> uuid.UUID:
+        return self.personal_spaces[user_id]
 
     def user(self, legacy_key: str | None) -> UserRef | None:
         if legacy_key is None:

@@ -10,6 +10,7 @@ seen twice keeps its first point. Chunks already present are left as they are.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import uuid
 from collections.abc import Callable
@@ -119,7 +120,8 @@ def _candidate(
         user,
         ChunkRow(
             chunk_id=chunk_id,
-            user_id=user.id,
+            space_id=state.space_of(user.id),
+            added_by=user.id,
             text=text,
             embedding=point.vector or [],
             source_type=_source_type(payload, url),
@@ -140,20 +142,7 @@ def _embed(rows: list[ChunkRow], embeddings: Embeddings, dimension: int) -> list
             hint="Configure the model the database was set up with "
             "(or reset the database for this one).",
         )
-    return [
-        ChunkRow(
-            r.chunk_id,
-            r.user_id,
-            r.text,
-            v,
-            r.source_type,
-            r.source_id,
-            r.source_url,
-            r.chunk_index,
-            r.metadata,
-        )
-        for r, v in zip(rows, vectors, strict=True)
-    ]
+    return [dataclasses.replace(r, embedding=v) for r, v in zip(rows, vectors, strict=True)]
 
 
 def migrate_chunks(
@@ -233,9 +222,9 @@ def migrate_chunks(
     return phase
 
 
-def _user_chunk_ids(conn: Connection, user_id: uuid.UUID, ids: list[str]) -> set[str]:
+def _space_chunk_ids(conn: Connection, space_id: uuid.UUID, ids: list[str]) -> set[str]:
     query = sa.select(_chunks.c.chunk_id).where(
-        _chunks.c.user_id == user_id, _chunks.c.chunk_id.in_(ids)
+        _chunks.c.space_id == space_id, _chunks.c.chunk_id.in_(ids)
     )
     return set(conn.execute(query).scalars())
 
@@ -251,10 +240,12 @@ def _write_user_batch(
     dimension: int,
     write: bool,
 ) -> list[_Candidate]:
-    """One user's share of a batch in one transaction; returns the candidates now stored."""
+    """One user's share of a batch in one transaction (into their personal space);
+    returns the candidates now stored."""
     ids = [c.row.chunk_id for c in items]
+    space_id = state.space_of(user_id)
     with state.target.scoped(user_id) as conn:
-        have = _user_chunk_ids(conn, user_id, ids)
+        have = _space_chunk_ids(conn, space_id, ids)
         new = [c.row for c in items if c.row.chunk_id not in have]
         if new and model is not None:
             new = _embed(new, model, dimension)
@@ -263,9 +254,9 @@ def _write_user_batch(
             stored = set(ids)  # dry run without embedding: nothing written, nothing refused
         elif new:
             insert_chunks(conn, new)
-            # insert_chunks never overwrites another user's row with the same chunk_id
+            # insert_chunks never overwrites another space's row with the same chunk_id
             # (row-level security hides it): whatever is still missing was refused.
-            stored = _user_chunk_ids(conn, user_id, ids)
+            stored = _space_chunk_ids(conn, space_id, ids)
         else:
             stored = have
     refused = [c for c in items if c.row.chunk_id not in stored]

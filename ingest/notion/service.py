@@ -1,5 +1,8 @@
 """What the CLI and the chat UI call: connect, sync, status, disconnect.
 
+A connection belongs to a space: its editors and owners connect, re-sync and
+disconnect it; every member reads the pages. The token is never shown to anyone.
+
 The API version is the one notion-client speaks by default (2025-09-03 for
 notion-client 3.x: databases hold data sources, which are queried for rows).
 """
@@ -17,6 +20,7 @@ from sqlalchemy.engine import Engine
 from db import notion as repo
 from db.errors import InvalidInput
 from db.scoped import user_scope
+from db.spaces import require_role, space_access
 from ingest.indexing import delete_source
 from ingest.notion.client import NotionClient
 from ingest.notion.crypto import decrypt_token, encrypt_token
@@ -55,7 +59,7 @@ class NotionOptions:
 
 @dataclass(frozen=True)
 class NotionStatus:
-    """A user's Notion connection (the token itself is never exposed)."""
+    """A space's Notion connection (the token itself is never exposed)."""
 
     connected: bool
     workspace_name: str | None
@@ -66,17 +70,27 @@ class NotionStatus:
     last_sync: LastSync | None
 
 
+def _require_editor(engine: Engine, user_id: uuid.UUID, space_id: uuid.UUID, action: str) -> None:
+    with user_scope(engine, user_id) as conn:
+        require_role(
+            space_access(conn, user_id=user_id, space_id=space_id), "editor", action=action
+        )
+
+
 def connect_notion(
     *,
     engine: Engine,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     token: str,
     options: NotionOptions,
 ) -> NotionStatus:
-    """Check the token with `users.me`, then store it encrypted (replacing any old one).
+    """Check the token with `users.me`, then store it encrypted for the space (replacing
+    any old one). `user_id` must be an editor of the space.
 
     A refused token raises `NotionAuthError` and stores nothing.
     """
+    _require_editor(engine, user_id, space_id, "connect Notion")
     token = token.strip()
     if not token:
         raise InvalidInput(
@@ -91,12 +105,13 @@ def connect_notion(
     with user_scope(engine, user_id) as conn:
         repo.save_connection(
             conn,
-            user_id=user_id,
+            space_id=space_id,
+            connected_by=user_id,
             token_encrypted=encrypt_token(token, secret_key=options.secret_key),
             workspace_name=bot.get("workspace_name"),
             bot_id=me.get("id"),
         )
-    status = notion_status(engine=engine, user_id=user_id)
+    status = notion_status(engine=engine, user_id=user_id, space_id=space_id)
     assert status is not None
     return status
 
@@ -106,20 +121,23 @@ def sync_notion(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     options: NotionOptions,
     progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
-    """Incrementally sync everything shared with the user's integration.
+    """Incrementally sync everything shared with the space's integration, as `user_id`
+    (an editor of the space).
 
     Raises `NotionNotConnected` without a stored token, `NotionAuthError` when Notion
     refuses it (the run is recorded as failed, nothing indexed changes); per-page
     problems make the run `partial` instead (see `SyncReport.errors`).
     """
+    _require_editor(engine, user_id, space_id, "re-sync Notion")
     with user_scope(engine, user_id) as conn:
-        stored = repo.get_connection(conn, user_id=user_id)
+        stored = repo.get_connection(conn, space_id=space_id)
     if stored is None:
         raise NotionNotConnected(
-            "This user has not connected Notion.",
+            "This space has not connected Notion.",
             hint="Run `kb notion connect --user LOGIN` (or use Connect Notion in the app).",
         )
     token = decrypt_token(stored.token_encrypted, secret_key=options.secret_key)
@@ -134,18 +152,22 @@ def sync_notion(
             engine=engine,
             embeddings=embeddings,
             user_id=user_id,
+            space_id=space_id,
             client=client,
             options=SyncOptions(chunk_size=options.chunk_size, chunk_overlap=options.chunk_overlap),
             progress=progress,
         )
 
 
-def notion_status(*, engine: Engine, user_id: uuid.UUID) -> NotionStatus | None:
-    """The connection and latest run, or None when the user never connected nor synced."""
+def notion_status(
+    *, engine: Engine, user_id: uuid.UUID, space_id: uuid.UUID
+) -> NotionStatus | None:
+    """The space's connection and latest run as `user_id` (a member) sees them, or None
+    when the space never connected nor synced."""
     with user_scope(engine, user_id) as conn:
-        stored = repo.get_connection(conn, user_id=user_id)
-        last = repo.last_sync(conn, user_id=user_id)
-        counts = repo.count_pages(conn, user_id=user_id)
+        stored = repo.get_connection(conn, space_id=space_id)
+        last = repo.last_sync(conn, space_id=space_id)
+        counts = repo.count_pages(conn, space_id=space_id)
     if stored is None and last is None:
         return None
     return NotionStatus(
@@ -159,20 +181,26 @@ def notion_status(*, engine: Engine, user_id: uuid.UUID) -> NotionStatus | None:
     )
 
 
-def disconnect_notion(*, engine: Engine, user_id: uuid.UUID, keep_content: bool = False) -> None:
-    """Forget the token; unless `keep_content`, also remove Notion chunks and page state.
-
-    Sync history (`notion_syncs`) is kept.
+def disconnect_notion(
+    *, engine: Engine, user_id: uuid.UUID, space_id: uuid.UUID, keep_content: bool = False
+) -> None:
+    """Forget the space's token; unless `keep_content`, also remove its Notion chunks and
+    page state. `user_id` must be an editor. Sync history (`notion_syncs`) is kept.
     """
+    _require_editor(engine, user_id, space_id, "disconnect Notion")
     with user_scope(engine, user_id) as conn:
-        repo.delete_connection(conn, user_id=user_id)
-        pages = repo.load_pages(conn, user_id=user_id)
+        repo.delete_connection(conn, space_id=space_id)
+        pages = repo.load_pages(conn, space_id=space_id)
     if keep_content:
         return
     for page_id, state in pages.items():
         if state.kind == "page":
             delete_source(
-                engine=engine, user_id=user_id, source_id=page_id, source_type=SOURCE_TYPE
+                engine=engine,
+                user_id=user_id,
+                space_id=space_id,
+                source_id=page_id,
+                source_type=SOURCE_TYPE,
             )
     with user_scope(engine, user_id) as conn:
-        repo.delete_pages(conn, user_id=user_id, page_ids=pages)
+        repo.delete_pages(conn, space_id=space_id, page_ids=pages)

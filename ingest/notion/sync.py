@@ -54,7 +54,8 @@ class SyncOptions:
 class _Run:
     engine: Engine
     embeddings: Embeddings
-    user_id: uuid.UUID
+    user_id: uuid.UUID  # who runs it (an editor of the space)
+    space_id: uuid.UUID
     client: NotionClient
     options: SyncOptions
     report: SyncReport
@@ -80,19 +81,21 @@ def run_sync(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     client: NotionClient,
     options: SyncOptions | None = None,
     progress: Callable[[SyncProgress], None] | None = None,
 ) -> SyncReport:
-    """One run, recorded in `notion_syncs`; auth and search failures are re-raised.
+    """One run of `space_id`'s connection by `user_id`, recorded in `notion_syncs`;
+    auth and search failures are re-raised.
 
-    Runs of one user are exclusive (a PostgreSQL advisory lock, so this holds across
+    Runs of one space are exclusive (a PostgreSQL advisory lock, so this holds across
     processes and app instances): a second one raises `NotionSyncRunning`.
     """
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as lock:
-        if not repo.try_sync_lock(lock, user_id=user_id):
+        if not repo.try_sync_lock(lock, space_id=space_id):
             raise NotionSyncRunning(
-                "A Notion sync is already running for this user.",
+                "A Notion sync of this space is already running.",
                 hint="Wait for it to finish (see `kb notion status`), then sync again.",
             )
         try:
@@ -100,12 +103,13 @@ def run_sync(
                 engine=engine,
                 embeddings=embeddings,
                 user_id=user_id,
+                space_id=space_id,
                 client=client,
                 options=options,
                 progress=progress,
             )
         finally:
-            repo.release_sync_lock(lock, user_id=user_id)
+            repo.release_sync_lock(lock, space_id=space_id)
 
 
 def _run_locked(
@@ -113,17 +117,26 @@ def _run_locked(
     engine: Engine,
     embeddings: Embeddings,
     user_id: uuid.UUID,
+    space_id: uuid.UUID,
     client: NotionClient,
     options: SyncOptions | None,
     progress: Callable[[SyncProgress], None] | None,
 ) -> SyncReport:
     with user_scope(engine, user_id) as conn:
-        repo.fail_running_syncs(conn, user_id=user_id, reason="interrupted (the process stopped)")
-        sync_id, started_at = repo.start_sync(conn, user_id=user_id)
-        states = repo.load_pages(conn, user_id=user_id)
+        repo.fail_running_syncs(conn, space_id=space_id, reason="interrupted (the process stopped)")
+        sync_id, started_at = repo.start_sync(conn, space_id=space_id, started_by=user_id)
+        states = repo.load_pages(conn, space_id=space_id)
     report = SyncReport(status="running", started_at=started_at, sync_id=sync_id)
     run = _Run(
-        engine, embeddings, user_id, client, options or SyncOptions(), report, states, progress
+        engine,
+        embeddings,
+        user_id,
+        space_id,
+        client,
+        options or SyncOptions(),
+        report,
+        states,
+        progress,
     )
     fatal: BaseException | None = None
     try:
@@ -185,6 +198,7 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
             engine=run.engine,
             embeddings=run.embeddings,
             user_id=run.user_id,
+            space_id=run.space_id,
             source_type=SOURCE_TYPE,
             source_id=page_id,
             documents=chunks,
@@ -194,7 +208,7 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
         with user_scope(run.engine, run.user_id) as conn:
             repo.save_page(
                 conn,
-                user_id=run.user_id,
+                space_id=run.space_id,
                 page_id=page_id,
                 title=title,
                 url=page.get("url"),
@@ -205,14 +219,14 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
             )
             repo.save_placeholders(
                 conn,
-                user_id=run.user_id,
+                space_id=run.space_id,
                 parent_id=page_id,
                 kind="page",
                 object_ids=(i for i, _ in rendered.child_pages),
             )
             repo.save_placeholders(
                 conn,
-                user_id=run.user_id,
+                space_id=run.space_id,
                 parent_id=page_id,
                 kind="database",
                 object_ids=(i for i, _ in rendered.child_databases),
@@ -232,7 +246,7 @@ def _visit(run: _Run, page: dict[str, Any], container: str | None) -> Children:
         with user_scope(run.engine, run.user_id) as conn:
             repo.save_page(
                 conn,
-                user_id=run.user_id,
+                space_id=run.space_id,
                 page_id=page_id,
                 title=title,
                 url=page.get("url"),
@@ -302,7 +316,7 @@ def _record_structure(run: _Run, outcome: WalkOutcome) -> None:
                 continue
             repo.save_page(
                 conn,
-                user_id=run.user_id,
+                space_id=run.space_id,
                 page_id=database_id,
                 kind="database",
                 title=outcome.database_titles.get(database_id),
@@ -314,7 +328,7 @@ def _record_structure(run: _Run, outcome: WalkOutcome) -> None:
             )
         for page_id, parent in outcome.parent_of.items():
             if page_id in run.parents and run.parents[page_id] != parent:
-                repo.set_parent(conn, user_id=run.user_id, page_id=page_id, parent_id=parent)
+                repo.set_parent(conn, space_id=run.space_id, page_id=page_id, parent_id=parent)
 
 
 def _protected(run: _Run, outcome: WalkOutcome) -> set[str]:
@@ -349,13 +363,17 @@ def _remove_unseen(run: _Run, outcome: WalkOutcome) -> None:
     for page_id, state in gone:
         if state.kind == "page":
             delete_source(
-                engine=run.engine, user_id=run.user_id, source_id=page_id, source_type=SOURCE_TYPE
+                engine=run.engine,
+                user_id=run.user_id,
+                space_id=run.space_id,
+                source_id=page_id,
+                source_type=SOURCE_TYPE,
             )
             if state.status != "pending":  # a placeholder never held content
                 run.report.pages_removed += 1
                 run.emit("removing", state.title, "removed")
         with user_scope(run.engine, run.user_id) as conn:
-            repo.delete_pages(conn, user_id=run.user_id, page_ids=[page_id])
+            repo.delete_pages(conn, space_id=run.space_id, page_ids=[page_id])
 
 
 def _finish(run: _Run) -> None:
@@ -380,7 +398,7 @@ def _finish(run: _Run) -> None:
         with user_scope(run.engine, run.user_id) as conn:
             report.finished_at = repo.finish_sync(
                 conn,
-                user_id=run.user_id,
+                space_id=run.space_id,
                 sync_id=report.sync_id or 0,
                 status=report.status,
                 counts=counts,

@@ -319,3 +319,79 @@ def test_connect_notion_resync_and_ask_about_a_page(
             {"t": f"%{token}%"},
         ).scalar()
     assert stored == 0
+
+
+def _say(page: Page, text: str, expect: str) -> None:
+    """Send a message and wait for the reply containing `expect`."""
+    _ask(page, text)
+    page.locator(".ai-message", has_text=expect).last.wait_for(timeout=60_000)
+    _wait_reply_done(page)
+
+
+def test_a_shared_space_with_an_editor_a_reader_and_a_removal(
+    server: str,
+    browser: Browser,
+    make_user: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    make_user("olivia", is_admin=True)
+    make_user("erin")
+    make_user("rita")
+    pdf = _make_pdf(tmp_path / "zorblatt-manual.pdf")
+
+    def login(name: str) -> Page:
+        page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+        pages.append(page)
+        _login(page, server, name, "password123")
+        return page
+
+    pages: list[Page] = []
+    with screenshots_on_failure(pages, "e2e-spaces"):
+        # The owner (an admin) creates the space and adds an editor and a reader.
+        owner = login("olivia")
+        _say(owner, '/spaces create "Reactor team"', "Created the shared space")
+        _say(owner, '/spaces add "Reactor team" erin editor', "Added erin")
+        _say(owner, '/spaces add "Reactor team" rita reader', "Added rita")
+        _say(owner, "/spaces", "Reactor team")
+
+        # The editor uploads a PDF into the space.
+        editor = login("erin")
+        editor.set_input_files("#upload-button-input", str(pdf))
+        editor.wait_for_selector("text=zorblatt-manual.pdf", timeout=30_000)
+        _ask(editor, "/upload Reactor team")
+        editor.wait_for_selector(
+            ".ai-message >> text=/Indexed zorblatt-manual\\.pdf into Reactor team/",
+            timeout=INDEXING_S * 1000,
+        )
+        _wait_reply_done(editor)
+
+        # The reader gets a cited answer from it, naming the space.
+        reader = login("rita")
+        _ask(reader, QUESTION)
+        answer = reader.locator(".ai-message", has_text="4217").last
+        answer.wait_for(timeout=120_000)
+        _wait_reply_done(reader)
+        answer.get_by_role("link", name="[1]").first.click()
+        reader.wait_for_selector("text=/space: Reactor team/", timeout=15_000)
+        link = reader.get_by_role("link", name="Open the file").first
+        file_url = server + str(link.get_attribute("href")).split("#")[0]
+        assert "/kb/sources/" in file_url
+        assert reader.request.get(file_url).status == 200
+        reader.screenshot(path=str(ARTIFACTS / "e2e-spaces-reader.png"), full_page=True)
+
+        # The reader may not add files there: one clear message, nothing indexed.
+        reader.set_input_files("#upload-button-input", str(pdf))
+        reader.wait_for_selector("text=zorblatt-manual.pdf", timeout=30_000)
+        _ask(reader, "/upload Reactor team")
+        refusal = reader.locator(".ai-message", has_text="You are a reader of").last
+        refusal.wait_for(timeout=60_000)
+        _wait_reply_done(reader)
+        assert "only its editors and owners can add files" in refusal.inner_text()
+
+        # After removal: no answer from the space, and the file is gone for them.
+        _say(owner, '/spaces remove "Reactor team" rita', "Removed rita")
+        _ask(reader, QUESTION)
+        _wait_reply_done(reader)
+        assert "don't know" in reader.locator(".ai-message").last.inner_text()
+        assert reader.request.get(file_url).status == 404
+        reader.screenshot(path=str(ARTIFACTS / "e2e-spaces-removed.png"), full_page=True)
