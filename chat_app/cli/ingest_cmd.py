@@ -8,7 +8,8 @@ from rich.table import Table
 
 from chat_app.cli.context import runtime, user_id_for
 from chat_app.cli.output import console, err_console
-from ingest.files import FileResult, IngestOptions, discover_files, ingest_files
+from chat_app.ingest_options import ingest_options
+from ingest.files import FileResult, discover_files, ingest_files
 
 _STATUS_STYLE = {"indexed": "green", "updated": "cyan", "unchanged": "dim", "error": "bold red"}
 
@@ -33,13 +34,7 @@ def ingest(
         if not found.files and not found.errors:
             console.print("No supported files found.")
             raise typer.Exit(0)
-        settings = rt.settings
-        options = IngestOptions(
-            chunk_size=settings.chunk_size,
-            chunk_overlap=settings.chunk_overlap,
-            max_bytes=settings.max_file_bytes,
-            batch_size=settings.embedding_batch_size,
-        )
+        options = ingest_options(rt.settings)
         results: list[FileResult] = list(found.errors)
         if found.files:
             with console.status("Loading the embedding model..."):
