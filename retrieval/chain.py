@@ -74,6 +74,8 @@ class Source:
     page: int | None
     snippet: str
     score: float
+    # Where in the file, for formats without pages: "slide 3", "sheet Budget, rows 2-26".
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ def _source(number: int, passage: Passage) -> Source:
         page=passage.page,
         snippet=snippet(passage.text),
         score=passage.score,
+        location=str(passage.metadata["location"]) if passage.metadata.get("location") else None,
     )
 
 
