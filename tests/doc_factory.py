@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import docx
+import pypdfium2 as pdfium
 import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
@@ -120,6 +121,19 @@ def text_image(
     draw = ImageDraw.Draw(image)
     for number, line in enumerate(lines):
         draw.text((margin, margin + number * line_height), line, fill=fill, font=font)
+    image.info["dpi"] = (dpi, dpi)
+    return image
+
+
+def typeset_image(lines: Sequence[str], *, dpi: int = 200) -> Image.Image:
+    """A picture of `lines` set in Helvetica by a PDF writer and rasterised (PDFium): any
+    Latin-1 text, umlauts and ß included, which Pillow's bundled font lacks."""
+    document = pdfium.PdfDocument(pdf_bytes(["\n".join(lines)]))
+    try:
+        bitmap = document[0].render(scale=dpi / 72, grayscale=True)
+        image = bitmap.to_pil().copy()
+    finally:
+        document.close()
     image.info["dpi"] = (dpi, dpi)
     return image
 

@@ -104,7 +104,7 @@ def write_encrypted_xlsx(path: Path, *, password: str = "secret") -> Path:
     plain.seek(0)
     office = msoffcrypto.OfficeFile(plain)
     with path.open("wb") as handle:
-        office.encrypt(password, handle)  # type: ignore[attr-defined]
+        office.encrypt(password, handle)
     return path
 
 

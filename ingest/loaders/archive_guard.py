@@ -27,7 +27,7 @@ def check_archive(source: SourceFile, limits: ArchiveLimits) -> None:
     try:
         with zipfile.ZipFile(io.BytesIO(source.data)) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise CorruptFile(
             f"{name} is damaged: its zip container cannot be read ({exc}).", file_name=name
         ) from None

@@ -12,6 +12,7 @@ import io
 import posixpath
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
@@ -35,6 +36,9 @@ warnings.filterwarnings("ignore", category=FutureWarning, module="ebooklib")
 _PARSE_ERRORS = (
     epub.EpubException,
     zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
+    RuntimeError,  # zip-level encrypted members
     KeyError,
     ValueError,
     TypeError,

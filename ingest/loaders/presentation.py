@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -30,6 +31,9 @@ __all__ = ["load_pptx"]
 _PARSE_ERRORS = (
     PythonPptxError,
     zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
+    RuntimeError,  # zip-level encrypted members
     KeyError,
     ValueError,
     TypeError,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -28,14 +29,17 @@ _ZIP_KINDS = (
     ("ppt/presentation.xml", "pptx", "a PowerPoint deck (PPTX)", ".pptx"),
 )
 _EPUB_MIMETYPE = b"application/epub+zip"
+# What zipfile raises on a damaged central directory (NotImplementedError: a version or
+# compression method damaged into one it does not know).
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError)
 _IMAGE_KINDS = {"png": ".png", "jpg": ".jpg", "tif": ".tiff"}
-# The binary formats: what their bytes must sniff as, how to name it, and the old
-# (pre-2007, OLE) format of the same program that people upload by mistake.
-_BINARY_FORMATS: dict[str, tuple[str, str, str | None]] = {
+# The binary formats: what their bytes must sniff as, how to name it, and for Office
+# formats the program and its old (97-2003, OLE) format that people upload by mistake.
+_BINARY_FORMATS: dict[str, tuple[str, str, tuple[str, str] | None]] = {
     "pdf": ("pdf", "a PDF", None),
-    "docx": ("docx", "a Word document (DOCX)", "an old Word 97-2003 (.doc) file"),
-    "xlsx": ("xlsx", "an Excel workbook (XLSX)", "an old Excel 97-2003 (.xls) file"),
-    "pptx": ("pptx", "a PowerPoint deck (PPTX)", "an old PowerPoint 97-2003 (.ppt) file"),
+    "docx": ("docx", "a Word document (DOCX)", ("Word", ".doc")),
+    "xlsx": ("xlsx", "an Excel workbook (XLSX)", ("Excel", ".xls")),
+    "pptx": ("pptx", "a PowerPoint deck (PPTX)", ("PowerPoint", ".ppt")),
     "epub": ("epub", "an EPUB e-book", None),
     "image": ("image", "a PNG, JPEG or TIFF image", None),
 }
@@ -90,11 +94,13 @@ def check_content(source: SourceFile, fmt: str) -> Sniffed:
         if found.kind == "encrypted-office" and legacy is not None:
             raise EncryptedFile(f"{name} is password-protected.", file_name=name)
         if found.kind == "legacy-office" and legacy is not None:
+            program, old_extension = legacy
+            article = "an" if fmt == "xlsx" else "a"
             raise UnsupportedFile(
-                f"{name} is {legacy}, not {expected}.",
+                f"{name} is an old {program} 97-2003 ({old_extension}) file, not {article} "
+                f"{fmt.upper()}.",
                 file_name=name,
-                hint=f"Open it in its program or LibreOffice, save it as {fmt.upper()} "
-                "(or export a PDF), and upload that.",
+                hint=f"Open it in {program} or LibreOffice, save it as .{fmt}, and upload that.",
             )
         if found.kind == "zip-damaged" and fmt in ("docx", "xlsx", "pptx", "epub"):
             raise CorruptFile(
@@ -134,7 +140,7 @@ def _sniff_zip(data: bytes) -> Sniffed:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError):
+    except _ZIP_ERRORS:
         return Sniffed("zip-damaged", "a damaged zip archive")
     for member, kind, description, extension in _ZIP_KINDS:
         if member in names:
@@ -154,7 +160,7 @@ def _mimetype(data: bytes) -> bytes:
             if info.file_size > 100:
                 return b""
             return archive.read(info).strip()
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError):
+    except (*_ZIP_ERRORS, KeyError, zlib.error, RuntimeError):
         return b""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import warnings
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -38,6 +39,9 @@ warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
 _PARSE_ERRORS = (
     InvalidFileException,
     zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
+    RuntimeError,  # zip-level encrypted members
     KeyError,
     ValueError,
     TypeError,
