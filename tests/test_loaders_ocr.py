@@ -180,3 +180,16 @@ def test_without_tesseract_the_error_says_what_to_install(tmp_path: Path) -> Non
         "Ask an administrator to install tesseract (Debian/Ubuntu: apt-get install "
         "tesseract-ocr tesseract-ocr-eng), or upload a copy with a text layer."
     )
+
+
+def test_a_mixed_pdf_without_the_ocr_language_keeps_its_text_pages(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    if "tlh" in installed_languages():
+        pytest.skip("Klingon is installed after all")
+    path = make.write_pdf(tmp_path / "mixed.pdf", ["Typed page.", make.text_image(PAGE_TWO)])
+
+    documents = load_file(path, options=ocr("tlh"))
+
+    assert [d.metadata["page"] for d in documents] == [1]
+    assert "tesseract-ocr-tlh" in caplog.text

@@ -2,7 +2,9 @@
 
 Pages without a text layer (scans) are rendered (pypdfium2) and OCR'd with tesseract
 when OCR is on; only those pages, so a mixed PDF keeps its real text where it has one.
-OCR'd pages carry `ocr: True`. Pages that draw nothing at all are not OCR'd.
+OCR'd pages carry `ocr: True`. Pages that draw nothing at all are not OCR'd. Without
+tesseract, a scan is refused saying what to install, while a mixed PDF is indexed from
+its text pages (and the log says what is missing).
 
 Encryption rule: a PDF that opens with the empty user password (an "owner password" that
 only restricts printing/copying/editing) is ingested like any other. Every viewer shows
@@ -21,7 +23,7 @@ from typing import Any
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import FileNotDecryptedError, PyPdfError
 
-from ingest.errors import CorruptFile, EncryptedFile, NoExtractableText
+from ingest.errors import CorruptFile, EncryptedFile, NoExtractableText, OcrUnavailable
 from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.ocr import ocr_pages
 from ingest.loaders.options import LoadContext
@@ -81,7 +83,15 @@ def load_pdf(source: SourceFile, context: LoadContext) -> Extracted:
 
     texts = {number: normalise_text(raw) for number, raw in enumerate(pages, start=1)}
     scanned = [number for number, text in texts.items() if not text]
-    ocr_done = _ocr(source, scanned, context) if scanned else {}
+    try:
+        ocr_done = _ocr(source, scanned, context) if scanned else {}
+    except OcrUnavailable as error:
+        if len(scanned) == len(pages):
+            raise
+        # Most of it has a text layer: index that rather than nothing, and tell the
+        # operator what is missing for the rest.
+        log.warning("%s: indexing its text pages only. %s", name, error)
+        ocr_done = {}
     texts.update(ocr_done)
     parts = [
         Part(
