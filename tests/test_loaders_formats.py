@@ -226,6 +226,25 @@ def test_eml_attachments_that_cannot_be_read_are_named_in_the_message(tmp_path: 
     assert "broken.pdf is not a readable PDF" in skipped
 
 
+def test_a_forwarded_message_and_its_attachment_are_read(tmp_path: Path) -> None:
+    inner = office.mail(
+        "Original report",
+        "See the attached report.",
+        attachments=[("report.pdf", office.report_pdf_bytes(), "application/pdf")],
+    )
+    outer = office.mail("Fwd: report", "Forwarding this.")
+    outer.add_attachment(inner, filename="original.eml")
+
+    documents = load_file(office.write_eml(tmp_path / "fwd.eml", outer))
+
+    assert locations(documents)[1:] == [
+        "attachment original.eml",
+        "attachment original.eml, attachment report.pdf, page 1",
+        "attachment original.eml, attachment report.pdf, page 2",
+    ]
+    assert "Subject: Original report" in documents[1].page_content
+
+
 def test_html_only_eml_is_read_as_text(tmp_path: Path) -> None:
     mail = office.mail("Menu", "placeholder")
     mail.set_content("<h1>Lunch</h1><p>Quinoa soup &amp; bread</p>", subtype="html")
