@@ -32,6 +32,8 @@ from db.engine import PoolConfig, check_connection, make_async_engine, make_engi
 from db.schema import check_schema, vector_dimension
 from db.scoped import make_read_engine
 from ingest.files import IngestOptions
+from ingest.loaders import LoadOptions
+from ingest.loaders.options import ArchiveLimits, OcrOptions
 from ingest.notion.service import NotionOptions
 from retrieval.chain import AnswerChain, AnswerConfig
 from retrieval.retriever import Retriever
@@ -169,6 +171,19 @@ class Services:
             chunk_overlap=settings.chunk_overlap,
             max_bytes=settings.max_file_bytes,
             batch_size=settings.embedding_batch_size,
+            load=LoadOptions(
+                ocr=OcrOptions(
+                    enabled=settings.ocr_enabled,
+                    languages=settings.ocr_languages,
+                    dpi=settings.ocr_dpi,
+                    jobs=settings.ocr_jobs,
+                ),
+                archive=ArchiveLimits(
+                    max_expanded_bytes=int(settings.archive_max_expanded_mb * 2**20),
+                    max_ratio=settings.archive_max_ratio,
+                    max_members=settings.archive_max_members,
+                ),
+            ),
         )
 
     def notion_options(self) -> NotionOptions:

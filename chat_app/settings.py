@@ -51,6 +51,23 @@ class Settings(BaseSettings):
     chunk_overlap: int = 150
     max_file_mb: float = 50.0
     max_files_per_upload: int = 10
+    ocr_enabled: bool = Field(
+        default=True, description="OCR scanned PDF pages and images with tesseract."
+    )
+    ocr_languages: str = Field(
+        default="eng", description='Tesseract languages, e.g. "eng" or "eng+deu".'
+    )
+    ocr_dpi: int = Field(default=300, ge=72, le=600, description="PDF render resolution for OCR.")
+    ocr_jobs: int = Field(default=2, ge=1, description="Pages of one file OCR'd at once.")
+    archive_max_expanded_mb: float = Field(
+        default=512.0, gt=0, description="DOCX/XLSX/PPTX/EPUB: largest expanded size."
+    )
+    archive_max_ratio: float = Field(
+        default=100.0, gt=1, description="DOCX/XLSX/PPTX/EPUB: largest compression ratio."
+    )
+    archive_max_members: int = Field(
+        default=10_000, ge=1, description="DOCX/XLSX/PPTX/EPUB: most files inside."
+    )
 
     # Retrieval
     retrieval_mode: SearchMode = "hybrid"

@@ -17,6 +17,8 @@ __all__ = [
     "FileTooLarge",
     "IngestError",
     "NoExtractableText",
+    "OcrUnavailable",
+    "PossibleZipBomb",
     "UnreadableFile",
     "UnsupportedFile",
 ]
@@ -74,3 +76,25 @@ class UnreadableFile(IngestError):
     """The path does not exist, is a folder, or cannot be opened."""
 
     default_hint = "Check the path and its permissions."
+
+
+class OcrUnavailable(IngestError):
+    """The file needs OCR, but tesseract or one of its language packs is not installed."""
+
+    default_hint = (
+        "Ask an administrator to install Debian's tesseract-ocr and tesseract-ocr-eng "
+        "packages (apt-get install tesseract-ocr tesseract-ocr-eng), or upload a copy with "
+        "a text layer."
+    )
+
+
+class PossibleZipBomb(IngestError):
+    """An archive-based file (DOCX, XLSX, PPTX, EPUB) that would expand far beyond reason.
+
+    Checked on the zip's declared sizes before any member is decompressed.
+    """
+
+    default_hint = (
+        "If the file is genuine, ask an administrator to raise KB_ARCHIVE_MAX_EXPANDED_MB, "
+        "KB_ARCHIVE_MAX_RATIO or KB_ARCHIVE_MAX_MEMBERS."
+    )

@@ -30,7 +30,7 @@ from db.scoped import user_scope
 from db.source_files import FileBytes
 from ingest.errors import EmptyFile, FileTooLarge, UnreadableFile
 from ingest.indexing import index_source, stored_file_hashes
-from ingest.loaders import SUPPORTED_EXTENSIONS, load_file
+from ingest.loaders import SUPPORTED_EXTENSIONS, LoadOptions, load_file
 from ingest.prefetch import PrefetchedEmbeddings
 from ingest.splitting import split_documents
 
@@ -61,6 +61,8 @@ class IngestOptions:
     batch_size: int = 64
     # Chunks of several files embedded per model call by `ingest_files` (see ingest.prefetch).
     prefetch_chunks: int = 1024
+    # OCR and archive limits for the loaders.
+    load: LoadOptions = field(default_factory=LoadOptions)
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,9 @@ def _load_and_split(
 ) -> list[Document]:
     _check_size(path, name, options.max_bytes)
     report(f"reading {name}")
-    documents = load_file(path, display_name=name, max_bytes=options.max_bytes)
+    documents = load_file(
+        path, display_name=name, max_bytes=options.max_bytes, options=options.load, progress=report
+    )
     chunks = split_documents(
         documents,
         chunk_size=options.chunk_size,

@@ -96,6 +96,10 @@ class Citation:
     def snippet(self) -> str:
         return snippet(self.passage.text)
 
+    @property
+    def location(self) -> str | None:
+        return self.passage.location
+
 
 @dataclass(frozen=True)
 class Answer:

@@ -84,6 +84,12 @@ class Passage:
         except (TypeError, ValueError):
             return None
 
+    @property
+    def location(self) -> str | None:
+        """Where in the file, for formats without pages: "slide 3", "sheet Budget, rows 2-26"."""
+        value = self.metadata.get("location")
+        return str(value) if value else None
+
     def rescored(self, score: float) -> Passage:
         """The same passage with another score (e.g. after fusion)."""
         return dataclasses.replace(self, score=score)

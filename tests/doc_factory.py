@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import docx
+import pypdfium2 as pdfium
 import pytest
 from docx.oxml import parse_xml
 from docx.oxml.ns import nsdecls
 from docx.shared import Inches
 from fpdf import FPDF
 from langchain_core.documents import Document
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from pypdf import PdfReader, PdfWriter
 from pypdf.constants import PageLabelStyle, UserAccessPermissions
 
@@ -29,23 +30,27 @@ from ingest.errors import IngestError
 from ingest.loaders import load_file
 
 
-def pdf_bytes(pages: Sequence[str | None], *, title: str | None = None) -> bytes:
+def pdf_bytes(pages: Sequence[str | Image.Image | None], *, title: str | None = None) -> bytes:
     """A PDF with one page per string (core font, so Latin-1 text only); None gives a
-    page holding only a picture."""
+    page holding only a picture without any text, an image a full-page "scan" of it."""
     pdf = FPDF()
     if title:
         pdf.set_title(title)
-    for text in pages:
+    for content in pages:
         pdf.add_page()
-        if text is None:
-            pdf.image(_picture("NO TEXT LAYER"), x=10, y=10, w=180)
+        if content is None:
+            pdf.image(_picture(), x=10, y=10, w=180)
+        elif isinstance(content, Image.Image):
+            pdf.image(content, x=0, y=0, w=pdf.epw + 2 * pdf.l_margin)
         else:
             pdf.set_font("Helvetica", size=12)
-            pdf.multi_cell(0, 8, text)
+            pdf.multi_cell(0, 8, content)
     return bytes(pdf.output())
 
 
-def write_pdf(path: Path, pages: Sequence[str | None], *, title: str | None = None) -> Path:
+def write_pdf(
+    path: Path, pages: Sequence[str | Image.Image | None], *, title: str | None = None
+) -> Path:
     path.write_bytes(pdf_bytes(pages, title=title))
     return path
 
@@ -78,15 +83,72 @@ def write_encrypted_pdf(
 
 
 def write_image_only_pdf(path: Path, *, pages: int = 1) -> Path:
-    """A "scan": each page is one picture with drawn letters and no text layer."""
+    """Each page is one picture (shapes, no text at all) and there is no text layer."""
     path.write_bytes(pdf_bytes([None] * pages))
     return path
 
 
-def _picture(caption: str) -> Image.Image:
+def write_scanned_pdf(path: Path, pages: Sequence[Sequence[str]]) -> Path:
+    """A scan: each page is a picture of its lines of text (200 dpi), no text layer."""
+    path.write_bytes(pdf_bytes([text_image(lines, dpi=200) for lines in pages]))
+    return path
+
+
+def _picture() -> Image.Image:
     image = Image.new("L", (400, 300), color=255)
-    ImageDraw.Draw(image).text((40, 140), caption, fill=0)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((40, 40, 200, 200), outline=0, width=6)
+    draw.rectangle((230, 80, 360, 260), fill=120)
+    draw.line((20, 280, 380, 20), fill=0, width=4)
     return image
+
+
+def text_image(
+    lines: Sequence[str], *, dpi: int = 200, width_inches: float = 8.27, mode: str = "L"
+) -> Image.Image:
+    """A page-wide picture of `lines` in a 14 pt sans-serif font (Pillow's bundled one),
+    as a scanner would deliver it at `dpi`."""
+    font = ImageFont.load_default(size=round(14 / 72 * dpi))
+    line_height = round(24 / 72 * dpi)
+    margin = dpi // 2
+    size = (round(width_inches * dpi), 2 * margin + line_height * len(lines))
+    if mode == "RGBA":  # black text on a transparent background
+        image = Image.new("RGBA", size, (0, 0, 0, 0))
+        fill: Any = (0, 0, 0, 255)
+    else:
+        image = Image.new(mode, size, "white")
+        fill = "black"
+    draw = ImageDraw.Draw(image)
+    for number, line in enumerate(lines):
+        draw.text((margin, margin + number * line_height), line, fill=fill, font=font)
+    image.info["dpi"] = (dpi, dpi)
+    return image
+
+
+def typeset_image(lines: Sequence[str], *, dpi: int = 200) -> Image.Image:
+    """A picture of `lines` set in Helvetica by a PDF writer and rasterised (PDFium): any
+    Latin-1 text, umlauts and ß included, which Pillow's bundled font lacks."""
+    document = pdfium.PdfDocument(pdf_bytes(["\n".join(lines)]))
+    try:
+        bitmap = document[0].render(scale=dpi / 72, grayscale=True)
+        image = bitmap.to_pil().copy()
+    finally:
+        document.close()
+    image.info["dpi"] = (dpi, dpi)
+    return image
+
+
+def write_image(path: Path, images: Sequence[Image.Image]) -> Path:
+    """PNG, JPEG or TIFF by the suffix; several images make a multi-page TIFF."""
+    first, *rest = images
+    dpi = first.info.get("dpi", (200, 200))
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        first.convert("RGB").save(path, "JPEG", quality=90, dpi=dpi)
+    elif path.suffix.lower() in (".tif", ".tiff"):
+        first.save(path, "TIFF", save_all=True, append_images=rest, dpi=dpi)
+    else:
+        first.save(path, "PNG", dpi=dpi)
+    return path
 
 
 def write_truncated(path: Path, data: bytes, *, keep: float = 0.4) -> Path:

@@ -36,6 +36,7 @@ from tests.app_fixtures import (
     services,
     settle,
 )
+from tests.format_factory import write_pptx
 
 __all__ = ["app_services", "data_layer", "services"]  # fixtures, used by name
 
@@ -70,6 +71,32 @@ async def test_answer_streams_and_cites_sources_as_side_elements_named_in_the_te
     first = msg.elements[0]
     assert "reactor.md" in first.content and "4217" in first.content  # type: ignore[operator]
     assert msg.metadata == {"kind": "answer"}
+
+
+async def test_citations_name_the_slide_a_passage_comes_from(
+    services: Services, make_user: Callable[..., Any], tmp_path: Path
+) -> None:
+    alice = make_user("alice")
+    deck = write_pptx(tmp_path / "review.pptx").read_bytes()
+    async with chainlit_context(alice):
+        outcomes = await ingest_uploads(
+            [make_upload(tmp_path, "review.pptx", deck)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
+        )
+    assert [o.status for o in outcomes] == ["indexed"]
+
+    async with chainlit_context(alice):
+        msg = await answer_question(
+            "What was the auditor's remark about invoices?", services=services, user_id=alice.id
+        )
+
+    footer = msg.content.split("**Sources:** ", 1)[1]
+    assert "Quarterly review, slide 2" in footer
+    assert ", p. " not in footer
+    panels = [str(e.content) for e in msg.elements]
+    assert any(panel.startswith("### Quarterly review, slide 2\n") for panel in panels)
 
 
 async def test_a_user_never_gets_answers_from_another_users_documents(

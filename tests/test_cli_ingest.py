@@ -57,7 +57,7 @@ def _corpus(root: Path) -> None:
         "# Setup\n\nInstall the llama feeder.\n\n## Daily use\n\nFill it every morning.\n"
     )
     (root / "docs" / "sub" / "notes.txt").write_text("Alpacas hum when they are content.")
-    (root / "docs" / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (root / "docs" / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
     (root / "empty.txt").write_text("")
 
 
@@ -70,7 +70,7 @@ def test_ingest_reports_every_file_and_exits_1_when_one_failed(
     result = kb("ingest", "docs", "empty.txt", "--user", "alice")
 
     assert result.exit_code == 1, result.output
-    assert "skipped docs/photo.png (unsupported type)" in result.stdout
+    assert "skipped docs/clip.mp4 (unsupported type)" in result.stdout
     assert "Ingest summary" in result.stdout
     assert "2 indexed, 1 error (3 files)" in result.stdout
     assert "Error: empty.txt is empty" in result.stderr
@@ -98,9 +98,9 @@ def test_an_explicitly_named_unsupported_file_is_an_error(
 ) -> None:
     make_user("alice")
     _corpus(tmp_path)
-    result = kb("ingest", "docs/photo.png", "--user", "alice")
+    result = kb("ingest", "docs/clip.mp4", "--user", "alice")
     assert result.exit_code == 1
-    assert "Error: photo.png is not a supported file type" in result.stderr
+    assert "Error: clip.mp4 is not a supported file type" in result.stderr
     assert chunk_snapshot(engine) == []
 
 

@@ -286,12 +286,12 @@ def test_folders_give_source_ids_relative_to_their_parent(tmp_path: Path) -> Non
     _write(tmp_path / "docs" / "a" / "notes.md", "# A")
     _write(tmp_path / "docs" / "b" / "notes.md", "# B")
     _write(tmp_path / "docs" / ".hidden" / "secret.md", "# hidden")
-    (tmp_path / "docs" / "photo.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path / "docs" / "clip.mp4").write_bytes(b"\x00\x00")
 
     found = discover_files([tmp_path / "docs"])
 
     assert [f.source_id for f in found.files] == ["docs/a/notes.md", "docs/b/notes.md"]
-    assert len(found.notes) == 1 and "photo.jpg" in found.notes[0]
+    assert len(found.notes) == 1 and "clip.mp4" in found.notes[0]
     assert found.errors == []
 
 

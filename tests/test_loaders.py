@@ -23,7 +23,8 @@ from ingest.errors import (
     UnreadableFile,
     UnsupportedFile,
 )
-from ingest.loaders import SUPPORTED_EXTENSIONS, load_file
+from ingest.loaders import SUPPORTED_EXTENSIONS, LoadOptions, load_file
+from ingest.loaders.options import OcrOptions
 from tests import doc_factory as make
 from tests.doc_factory import refusal
 
@@ -144,8 +145,10 @@ def test_pdf_with_only_an_owner_password_is_ingested_like_any_other(tmp_path: Pa
     assert [d.page_content for d in documents] == PAGES
 
 
-def test_image_only_pdf_asks_for_ocr(tmp_path: Path) -> None:
-    error = refusal(make.write_image_only_pdf(tmp_path / "scan.pdf", pages=2))
+def test_image_only_pdf_asks_for_ocr_when_ocr_is_off(tmp_path: Path) -> None:
+    path = make.write_image_only_pdf(tmp_path / "scan.pdf", pages=2)
+
+    error = refusal(path, options=LoadOptions(ocr=OcrOptions(enabled=False)))
 
     assert isinstance(error, NoExtractableText)
     assert error.message == "scan.pdf has no text layer: this looks like a scan; OCR it first."
@@ -208,15 +211,17 @@ def test_whitespace_only_file_is_empty(tmp_path: Path) -> None:
 
 
 def test_unknown_extension_is_refused_listing_the_supported_types(tmp_path: Path) -> None:
-    path = make.write_text(tmp_path / "slides.pptx", "whatever")
+    path = make.write_text(tmp_path / "slides.ppt", "whatever")
 
     error = refusal(path)
 
     assert isinstance(error, UnsupportedFile)
-    assert error.message == "slides.pptx is not a supported file type (.pptx)."
+    assert error.message == "slides.ppt is not a supported file type (.ppt)."
     assert error.hint is not None
-    assert error.hint.startswith("Export it as PDF and upload that. Supported types: ")
-    for extension in (".pdf", ".docx", ".html", ".md", ".txt", ".csv", ".json"):
+    assert error.hint.startswith(
+        "Save it as .pptx (or export a PDF) and upload that. Supported types: "
+    )
+    for extension in (".pdf", ".docx", ".pptx", ".xlsx", ".epub", ".eml", ".png", ".csv"):
         assert extension in error.hint
 
 

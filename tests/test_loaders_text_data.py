@@ -104,7 +104,8 @@ def test_png_renamed_txt_is_refused_naming_its_real_type(tmp_path: Path) -> None
     error = refusal(path)
 
     assert isinstance(error, UnsupportedFile)
-    assert error.message == "photo.txt is not text: its content is a PNG file (image/png)."
+    assert error.message == "photo.txt is not text: its content is a PNG image."
+    assert error.hint == "Rename it to photo.png and upload it again."  # PNGs are OCR'd
 
 
 def test_binary_of_no_known_type_named_txt_looks_binary(tmp_path: Path) -> None:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.documents import Document
+from typer.testing import CliRunner
 
+from chat_app.cli import app
 from ingest.errors import (
     CorruptFile,
     EmptyFile,
@@ -59,7 +63,14 @@ EXPECTED: dict[str, Ingests | type[IngestError]] = {
     "federal-register-encrypted-owner-password-only.pdf": Ingests(
         55_000, ("Boeing",), documents=15
     ),
-    "federal-register-p1-2-scanned-image-only.pdf": NoExtractableText,
+    # A scan without a text layer: read by OCR (tesseract), pages kept.
+    "federal-register-p1-2-scanned-image-only.pdf": Ingests(
+        12_000,
+        ("DEPARTMENT OF TRANSPORTATION", "must receive comments", "September 21,"),
+        documents=2,
+        title="federal-register-p1-2-scanned-image-only",  # its PDF metadata title
+    ),
+    # A picture with no text: OCR finds none either.
     "grayscale-image-only-no-text.pdf": NoExtractableText,
     "federal-register-truncated-40pct.pdf": CorruptFile,
     "empty-0-bytes.pdf": EmptyFile,
@@ -145,6 +156,14 @@ def test_document_meets_its_expected_outcome(name: str) -> None:
         assert len(document.metadata["file_hash"]) == 64
 
 
+def test_scanned_pdf_keeps_its_pages_and_has_the_comment_deadline_on_page_one() -> None:
+    documents = loaded("federal-register-p1-2-scanned-image-only.pdf")
+
+    assert [(d.metadata["page"], d.metadata["ocr"]) for d in documents] == [(1, True), (2, True)]
+    page_one = " ".join(documents[0].page_content.split())
+    assert "The FAA must receive comments on this proposed AD by September 21, 2020." in (page_one)
+
+
 def test_pdf_pages_are_numbered_from_one_in_order() -> None:
     pages = [d.metadata["page"] for d in loaded("federal-register-2020-17221.pdf")]
 
@@ -190,3 +209,35 @@ def test_qa_passage_is_in_the_loaded_text_at_its_location(item: dict[str, object
         documents = [d for d in documents if d.metadata["page"] == location["page"]]
     haystack = whitespace_free("\n".join(d.page_content for d in documents))
     assert whitespace_free(passage) in haystack
+
+
+@pytest.mark.model
+def test_the_scanned_federal_register_answers_the_comment_deadline_question(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_user: Callable[..., Any]
+) -> None:
+    # As a user would: `kb ingest` the scan (OCR), then `kb ask` with the real model.
+    make_user("x")
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    env = {"KB_DATABASE_URL": db_url, "DATABASE_URL": db_url, "KB_LLM": "", "COLUMNS": "200"}
+    scan = str(DOCS / "federal-register-p1-2-scanned-image-only.pdf")
+    question = (
+        "By what date must the FAA receive comments on the proposed Boeing 737 MAX "
+        "airworthiness directive?"
+    )
+
+    ingested = runner.invoke(app, ["ingest", scan, "--user", "x"], env=env)
+    asked = runner.invoke(app, ["ask", question, "--user", "x"], env=env)
+
+    assert ingested.exit_code == 0, ingested.output
+    assert "1 indexed (1 files)" in ingested.stdout
+    assert asked.exit_code == 0, asked.output
+    # The extractive answer quotes the passage with the date and cites it as [n]...
+    quote = re.search(
+        r"must receive comments on this proposed AD by September 21, 2020\S*” \[(\d+)\]",
+        asked.stdout,
+    )
+    assert quote is not None, asked.stdout
+    # ...and source n is page 1 of the scan.
+    (row,) = [line for line in asked.stdout.splitlines() if line.startswith(f"│ {quote[1]} │")]
+    assert "federal-register-p1-2-scanned-image-only.pdf (page 1)" in row

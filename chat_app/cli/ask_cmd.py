@@ -51,7 +51,9 @@ def ask(
     table = Table("#", "source", "where", "snippet", title="Sources", show_lines=True)
     for source in answer.sources:
         where = source.url or source.source_id
-        if source.page is not None:
+        if source.location:
+            where += f" ({source.location})"
+        elif source.page is not None:
             where += f" (page {source.page})"
         table.add_row(str(source.number), source.title, where, source.snippet)
     console.print(table)

@@ -40,6 +40,11 @@ def _label(source: Citation) -> str:
     title = source.title
     if source.source_type == "notion":
         title = f"Notion: {title}"
+    # A location ("slide 3", "sheet Budget, rows 2-26", "chapter 2: ...") says more
+    # than a page number where the loader gave one.
+    location = getattr(source, "location", None)
+    if location:
+        return f"{title}, {location}"
     return f"{title}, p. {source.page}" if source.page else title
 
 

@@ -235,13 +235,32 @@ _TEXT_EXTENSIONS = [
 ]
 
 
+# Binary formats: the MIME type browsers give them -> their extensions.
+_OOXML = "application/vnd.openxmlformats-officedocument"
+_BINARY_TYPES = {
+    "application/pdf": [".pdf"],
+    f"{_OOXML}.wordprocessingml.document": [".docx"],
+    f"{_OOXML}.presentationml.presentation": [".pptx"],
+    f"{_OOXML}.spreadsheetml.sheet": [".xlsx"],
+    "application/vnd.ms-excel.sheet.macroEnabled.12": [".xlsm"],
+    "application/epub+zip": [".epub"],
+    "message/rfc822": [".eml"],
+    "application/mbox": [".mbox"],
+    "image/png": [".png"],
+    "image/jpeg": [".jpg", ".jpeg"],
+    "image/tiff": [".tif", ".tiff"],
+}
+
+
 def accepted_types() -> dict[str, list[str]]:
     """MIME type -> extensions the loaders read (`/upload` and `.chainlit/config.toml`)."""
     every = sorted("." + e.lstrip(".") for e in SUPPORTED_EXTENSIONS)
     text = [e for e in _TEXT_EXTENSIONS if e in every]
     return {
-        "application/pdf": [".pdf"],
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document": [".docx"],
+        **{
+            mime: [e for e in extensions if e in every]
+            for mime, extensions in _BINARY_TYPES.items()
+        },
         "text/*": text,
         "application/json": [e for e in (".json", ".jsonl", ".ndjson") if e in every],
         "application/x-ndjson": [e for e in (".jsonl", ".ndjson") if e in every],

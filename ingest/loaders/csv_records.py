@@ -29,7 +29,7 @@ def load_csv(source: SourceFile) -> Extracted:
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     name = source.name
     try:
-        header = _header(next((row for row in reader if any(c.strip() for c in row)), []))
+        header = header_names(next((row for row in reader if any(c.strip() for c in row)), []))
         columns_line = "Columns: " + ", ".join(header)
         parts: list[Part] = []
         records: list[str] = []
@@ -38,7 +38,7 @@ def load_csv(source: SourceFile) -> Extracted:
         for row in reader:
             start, end = previous_end + 1, reader.line_num
             previous_end = end
-            record = _record(header, row)
+            record = record_line(header, row)
             if not record:
                 continue
             if not records:
@@ -86,7 +86,8 @@ def _dialect(text: str, *, tab_separated: bool) -> type[csv.Dialect] | csv.Diale
         return Guessed
 
 
-def _header(row: list[str]) -> list[str]:
+def header_names(row: list[str]) -> list[str]:
+    """Column names from a header row: blanks become "column N", repeats get "(N)"."""
     names: list[str] = []
     for index, raw in enumerate(row, start=1):
         name = one_line(raw) or f"column {index}"
@@ -98,7 +99,8 @@ def _header(row: list[str]) -> list[str]:
     return names
 
 
-def _record(header: list[str], row: list[str]) -> str:
+def record_line(header: list[str], row: list[str]) -> str:
+    """One row as `column: value; column: value`, empty values left out."""
     fields = []
     for index, raw in enumerate(row):
         value = one_line(raw)

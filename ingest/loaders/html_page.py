@@ -9,9 +9,11 @@ The charset is the declared one when it decodes the bytes, else detected.
 from __future__ import annotations
 
 import re
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+from bs4 import BeautifulSoup, NavigableString, Tag, XMLParsedAsHTMLWarning
 from bs4.dammit import EncodingDetector
 from bs4.element import Comment, Declaration, Doctype, ProcessingInstruction
 
@@ -100,6 +102,8 @@ _BLOCKS = {
     "center",
 }
 _HEADINGS = {f"h{level}": level for level in range(1, 7)}
+# EPUB chapters are XHTML; the HTML parser reads them well (and forgives broken ones).
+warnings.filterwarnings("ignore", category=XMLParsedAsHTMLWarning)
 _SPACES = re.compile(r"\s+")
 _SKIPPED_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
 
@@ -122,6 +126,44 @@ def load_html(source: SourceFile) -> Extracted:
             "or copy its text into a .txt file.",
         )
     return Extracted(parts=[Part(text)], title=title, metadata={"encoding": decoded.encoding})
+
+
+@dataclass(frozen=True)
+class HtmlText:
+    text: str
+    title: str | None
+    heading: str | None  # the first h1-h3, for documents whose <title> is generic
+
+
+def html_text(markup: str | bytes) -> HtmlText:
+    """The text of HTML found inside another format (EPUB chapters, e-mail bodies).
+
+    Scripts, styles and hidden elements go, but no page-chrome guessing: these are
+    documents in their own right, not web pages.
+    """
+    soup = BeautifulSoup(markup, "lxml")
+    title = _title(soup)
+    heading = next(
+        (
+            text
+            for tag in soup.find_all(["h1", "h2", "h3"])
+            if (text := one_line(tag.get_text(" ")))
+        ),
+        None,
+    )
+    for tag in soup.find_all(_NEVER_TEXT):
+        tag.decompose()
+    root: Tag = soup.body if soup.body is not None else soup
+    for tag in [tag for tag in root.find_all(True) if _is_hidden(tag)]:
+        if not tag.decomposed:
+            tag.decompose()
+    return HtmlText(normalise_text(_render(root)), title, heading)
+
+
+def _is_hidden(tag: Tag) -> bool:
+    if tag.attrs is None:
+        return False
+    return tag.has_attr("hidden") or bool(_HIDDEN_STYLE.search(str(tag.get("style", "")).lower()))
 
 
 def _title(soup: BeautifulSoup) -> str | None:

@@ -34,6 +34,8 @@ _PARSE_ERRORS = (
     PackageNotFoundError,
     zipfile.BadZipFile,
     zlib.error,
+    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
+    RuntimeError,  # zip-level encrypted members
     KeyError,
     ValueError,
     XMLSyntaxError,
