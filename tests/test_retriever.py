@@ -16,6 +16,7 @@ from db.errors import InvalidInput
 from db.scoped import user_scope
 from retrieval.embeddings import load_embeddings
 from retrieval.retriever import Retriever
+from tests.conftest import personal_space
 from tests.retrieval_fixtures import add_passages
 
 pytestmark = pytest.mark.model
@@ -214,9 +215,9 @@ def test_full_text_match_can_use_the_gin_index_under_row_level_security(
         plan = connection.execute(
             sa.text(
                 "EXPLAIN SELECT count(*) FROM document_chunks"
-                " WHERE user_id = :u AND text_tsv @@ to_tsquery('english', 'kettle')"
+                " WHERE space_id = :s AND text_tsv @@ to_tsquery('english', 'kettle')"
             ),
-            {"u": dave.id},
+            {"s": personal_space(engine, dave.id)},
         ).scalars()
         assert "document_chunks_text_tsv_gin" in "\n".join(plan)
 
