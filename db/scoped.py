@@ -93,7 +93,9 @@ def user_session(engine: Engine, user_id: uuid.UUID | str) -> Iterator[Session]:
         Session(bind=connection, join_transaction_mode="create_savepoint") as session,
     ):
         yield session
-        session.flush()
+        # Releases the session's savepoint (closing would roll it back); the scope's
+        # transaction then commits.
+        session.commit()
 
 
 @asynccontextmanager
