@@ -36,6 +36,7 @@ from chat_app.handlers.sources import forget_source, show_sources
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
 from chat_app.services import Services, open_services
 from chat_app.storage import install_file_route
+from chat_app.upload_route import install_upload_route
 from db.errors import KbError
 
 log = logging.getLogger("kb.app")
@@ -90,6 +91,7 @@ def data_layer() -> SQLAlchemyDataLayer:
 
 
 install_file_route(server_app, lambda: _app.services.storage_engine)
+install_upload_route(server_app)
 
 
 @cl.on_app_startup

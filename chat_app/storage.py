@@ -22,7 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import StoredFile
 
-__all__ = ["FILES_ROUTE", "PostgresStorageClient", "install_file_route", "read_owned_file"]
+__all__ = [
+    "FILES_ROUTE",
+    "PostgresStorageClient",
+    "install_file_route",
+    "read_owned_file",
+    "served_type",
+]
 
 FILES_ROUTE = "/kb/files"
 
@@ -125,6 +131,24 @@ _INLINE_TYPES = frozenset(
 )
 
 
+# Read as plain text in the browser: only there (and in HTML) do the text fragments of
+# citation links (#:~:text=...) scroll to the cited words; Chromium ignores them in a
+# text/markdown page.
+_SHOWN_AS_TEXT = frozenset({"text/markdown", "text/csv", "text/x-markdown"})
+_UNLABELLED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+def served_type(name: str, mime: str) -> str:
+    """The Content-Type a stored file is served with: its own, a PDF uploaded without a
+    type as a PDF (so a citation opens it at its page), Markdown and CSV as text."""
+    base = mime.split(";")[0].strip().lower()
+    if base in _UNLABELLED and name.lower().endswith(".pdf"):
+        return "application/pdf"
+    if base in _SHOWN_AS_TEXT:
+        return "text/plain"
+    return mime
+
+
 def _file_headers(name: str, mime: str) -> dict[str, str]:
     kind = "inline" if mime.split(";")[0].strip() in _INLINE_TYPES else "attachment"
     headers = {
@@ -160,6 +184,7 @@ def install_file_route(
             # Same answer for "missing" and "someone else's": no probing of keys.
             raise HTTPException(status_code=404, detail="File not found.")
         data, mime, name = found
+        mime = served_type(name, mime)
         return Response(content=data, media_type=mime, headers=_file_headers(name, mime))
 
     route_path = f"{path.rstrip('/')}/{{object_key:path}}"
