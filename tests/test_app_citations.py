@@ -86,8 +86,8 @@ async def test_each_answer_cites_its_own_passages_shown_whole_with_the_quote_in_
     assert "pear trees" in second["[1]"] and "Zorblatt" not in second["[1]"]
     # The whole passage, and what the answer quoted from it in bold.
     assert "blue gate" in second["[1]"]
-    assert "**The Quimby orchard grows 312 pear trees on the southern slope\\.**" in second["[1]"]
-    assert "*File orchard\\.md · section “Quimby orchard”*" in second["[1]"]
+    assert "**The Quimby orchard grows 312 pear trees on the southern slope.**" in second["[1]"]
+    assert "*File orchard.md · section “Quimby orchard”*" in second["[1]"]
 
 
 async def test_an_llm_answers_panels_show_the_cited_passage_and_what_it_quoted(

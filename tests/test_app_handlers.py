@@ -109,7 +109,8 @@ async def test_uploaded_attachment_becomes_the_sources_file_link(
         msg = await answer_question(
             "Zorblatt reactor temperature?", services=services, user_id=alice.id
         )
-    assert "[Open the file](/kb/files/" in msg.elements[0].content  # type: ignore[operator]
+    # A Markdown file opens at the quoted words (a text fragment).
+    assert "[Open the file at the quote](/kb/files/" in msg.elements[0].content  # type: ignore[operator]
 
 
 async def test_chat_settings_choose_mode_and_top_k(

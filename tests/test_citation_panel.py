@@ -98,6 +98,14 @@ def test_the_passage_is_shown_verbatim_and_only_the_quote_is_bold() -> None:
     )
 
 
+def test_line_start_markup_of_a_passage_stays_text() -> None:
+    text = "Steps\n1. open\n2) close\n- dash\n+ plus\n> quote\n===\n---\n  # indented"
+    html = render(highlighted_markdown(text, []))
+    assert html == (
+        "<p>Steps\n1. open\n2) close\n- dash\n+ plus\n&gt; quote\n===\n---\n# indented</p>\n"
+    )
+
+
 def test_a_quote_over_two_paragraphs_is_bold_in_each() -> None:
     text = "First part of the quote\n\nends here. After."
     html = render(highlighted_markdown(text, [(0, text.index(" After"))]))
@@ -170,3 +178,5 @@ def test_the_panel_says_where_the_passage_comes_from_and_shows_all_of_it() -> No
     assert '<a href="/kb/files/k#page=2">Open the file at page 2</a>' in html
     assert "<strong>Pickers are paid by the crate (see [12]).</strong>" in html
     assert html.count("Filler sentence about pears.") == 30  # the whole passage, not a snippet
+    # A PDF's layout line breaks flow (a text file keeps its own, see above).
+    assert "begins on the ninth of September." in html

@@ -30,11 +30,15 @@ __all__ = [
     "text_fragment",
 ]
 
-# Any ASCII punctuation may be backslash-escaped in CommonMark; these can start markup
-# (emphasis, links, lists, headings, tables, HTML, entities, directives, math).
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~=:&$^])")
+# Any ASCII punctuation may be backslash-escaped in CommonMark (escaping one too many
+# is harmless). These start markup anywhere: emphasis, code, links and images, HTML,
+# tables, strikethrough, directives (remark-directive), entities, math.
+_INLINE_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|~:&$])")
+# These only at the start of a line: headings, quotes, lists, rules, setext underlines.
+_LINE_SPECIAL = re.compile(r"^([ \t]*)([#>+\-=]|\d+(?=[.)]))", re.MULTILINE)
 _WORD = re.compile(r"\w+")
 _PARAGRAPH_BREAK = re.compile(r"(\n[ \t]*\n)")
+_LAYOUT_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
 # A quote and its citations in an answer: “…” [1] or "…" [1][2] or “…” [1, 2].
 _QUOTED = re.compile(
     r"(?:“([^”]+)”|\"([^\"\n]+)\")\s*((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)",
@@ -48,7 +52,14 @@ _FRAGMENT_WORDS = 8
 
 
 def _escape(text: str) -> str:
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    text = _INLINE_SPECIAL.sub(r"\\\1", text)
+    return _LINE_SPECIAL.sub(_escape_line_start, text)
+
+
+def _escape_line_start(match: re.Match[str]) -> str:
+    indent, marker = match.groups()
+    # "1." -> "1\.": the list marker is the punctuation after the number.
+    return indent + (marker + "\\" if marker[0].isdigit() else "\\" + marker)
 
 
 def quoted_sentences(answer_text: str) -> dict[int, tuple[str, ...]]:
@@ -239,10 +250,15 @@ def panel_markdown(citation: Citation, *, quotes: Sequence[str], file_url: str |
     if link:
         label, url = link
         lines += ["", f"[{label}]({url.replace(' ', '%20').replace(')', '%29')})"]
-    spans = [span for q in quotes if (span := find_quote(passage.text, q))]
-    missing = [q for q in quotes if find_quote(passage.text, q) is None]
+    text = passage.text.strip("\n")
+    if Path(citation.source_id).suffix.lower() == ".pdf":
+        # A PDF's line breaks are where its layout wrapped, not the author's: the text
+        # flows in the panel. (Same length: the quotes' positions do not move.)
+        text = _LAYOUT_BREAK.sub(" ", text)
+    spans = [span for q in quotes if (span := find_quote(text, q))]
+    missing = [q for q in quotes if find_quote(text, q) is None]
     lines += ["", "---", ""]
     if missing:  # should not happen; the reader still sees what was quoted
         lines += ["*Quoted:* " + " / ".join(f"“{_escape(q)}”" for q in missing), ""]
-    lines.append(highlighted_markdown(passage.text.strip("\n"), spans))
+    lines.append(highlighted_markdown(text, spans))
     return "\n".join(lines)
