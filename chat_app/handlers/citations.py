@@ -24,11 +24,13 @@ __all__ = ["SOURCES_MARKER", "file_links", "source_elements", "sources_footer", 
 # Separates the answer from the footer; resuming a chat strips it from the memory.
 SOURCES_MARKER = "\n\n**Sources:** "
 
-# The newest stored attachment with that file name in one of the user's threads.
+# The newest stored attachment with that file name in one of the user's threads (not
+# an empty one: a refused upload is kept as an empty placeholder, see upload_route).
 _FILE_LINKS = sa.text(
     """
     SELECT DISTINCT ON (e.name) e.name, e."objectKey" AS key
     FROM elements e JOIN threads t ON t.id = e."threadId"
+    JOIN stored_files f ON f.object_key = e."objectKey" AND f.size > 0
     WHERE t."userId" = :user_id AND e.name = ANY(:names) AND e."objectKey" IS NOT NULL
       AND e.type IN ('file', 'pdf', 'text', 'image')
       AND e.display IS DISTINCT FROM 'side'
