@@ -37,6 +37,7 @@ from chat_app.handlers.spaces import find_space, spaces_command, user_spaces
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
 from chat_app.services import Services, open_services
 from chat_app.storage import install_file_route, install_source_route
+from chat_app.upload_route import install_upload_route
 from db.errors import KbError, NotFound
 from db.spaces import SpaceAccess
 
@@ -93,6 +94,7 @@ def data_layer() -> SQLAlchemyDataLayer:
 
 install_file_route(server_app, lambda: _app.services.storage_engine)
 install_source_route(server_app, lambda: _app.services.engine)
+install_upload_route(server_app)
 
 
 @cl.on_app_startup

@@ -38,6 +38,7 @@ __all__ = [
     "install_file_route",
     "install_source_route",
     "read_owned_file",
+    "served_type",
     "source_file_url",
 ]
 
@@ -143,6 +144,24 @@ _INLINE_TYPES = frozenset(
 )
 
 
+# Read as plain text in the browser: only there (and in HTML) do the text fragments of
+# citation links (#:~:text=...) scroll to the cited words; Chromium ignores them in a
+# text/markdown page.
+_SHOWN_AS_TEXT = frozenset({"text/markdown", "text/csv", "text/x-markdown"})
+_UNLABELLED = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+
+
+def served_type(name: str, mime: str) -> str:
+    """The Content-Type a stored file is served with: its own, a PDF uploaded without a
+    type as a PDF (so a citation opens it at its page), Markdown and CSV as text."""
+    base = mime.split(";")[0].strip().lower()
+    if base in _UNLABELLED and name.lower().endswith(".pdf"):
+        return "application/pdf"
+    if base in _SHOWN_AS_TEXT:
+        return "text/plain"
+    return mime
+
+
 def _file_headers(name: str, mime: str) -> dict[str, str]:
     kind = "inline" if mime.split(";")[0].strip() in _INLINE_TYPES else "attachment"
     headers = {
@@ -178,6 +197,7 @@ def install_file_route(
             # Same answer for "missing" and "someone else's": no probing of keys.
             raise HTTPException(status_code=404, detail="File not found.")
         data, mime, name = found
+        mime = served_type(name, mime)
         return Response(content=data, media_type=mime, headers=_file_headers(name, mime))
 
     _add_first(app, f"{path.rstrip('/')}/{{object_key:path}}", serve_file, "kb_stored_file")
@@ -220,7 +240,7 @@ def install_source_route(
             found = None
         if found is None:
             raise HTTPException(status_code=404, detail="File not found.")
-        mime = found.mime or "application/octet-stream"
+        mime = served_type(found.filename, found.mime or "application/octet-stream")
         return Response(
             content=found.data, media_type=mime, headers=_file_headers(found.filename, mime)
         )

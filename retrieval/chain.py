@@ -67,10 +67,16 @@ class AnswerConfig:
 
 @dataclass(frozen=True)
 class Citation:
-    """A passage cited in the answer; `number` is the [n] used in the text."""
+    """A passage cited in the answer; `number` is the [n] used in the text.
+
+    `quotes` are the exact sentences the answer quoted from this passage (extractive
+    answers), in the passage's own wording: the citation panel highlights them.
+    Empty when the answer quoted nothing verbatim (e.g. an LLM's paraphrase).
+    """
 
     number: int
     passage: Passage
+    quotes: tuple[str, ...] = ()
 
     @property
     def title(self) -> str:

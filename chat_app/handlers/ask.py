@@ -70,7 +70,9 @@ async def answer_question(
         if answer.sources:
             keys = [file_key(s) for s in answer.sources if s.source_type == "file" and not s.url]
             links = await asyncio.to_thread(file_links, services.engine, user_id=user_id, keys=keys)
-            msg.elements = source_elements(answer.sources, links)  # type: ignore[assignment]
+            msg.elements = source_elements(  # type: ignore[assignment]
+                answer.sources, links, answer_text=answer.text
+            )
             msg.content += sources_footer(answer.sources)
     await msg.send()  # ends the stream (if any), persists the message, sends the elements
     return msg

@@ -2,12 +2,12 @@
 
 Chainlit turns every occurrence of an element's name in the message text into a
 link that opens the element, so the answer's own "[1]" citations become clickable
-and the "Sources" footer lists each one with its title.
+and the "Sources" footer lists each one with its title. What a panel shows is built
+in `citation_panel`.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -15,6 +15,7 @@ import chainlit as cl
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from chat_app.handlers.citation_panel import panel_markdown, quoted_sentences
 from chat_app.storage import source_file_url
 from db.models import SourceFile
 from db.scoped import user_scope
@@ -71,41 +72,28 @@ def file_links(
     return {(str(r.space_id), r.source_id): source_file_url(r.id) for r in rows}
 
 
-def _quote_line(line: str) -> str:
-    """A passage line shown as text: a leading "#", "-" or "1." must not become markup."""
-    stripped = line.lstrip()
-    if stripped[:1] in ("#", "-", "*", "+", ">") or re.match(r"\d+[.)]\s", stripped):
-        return "\\" + stripped
-    return stripped
+def _file_url(source: Citation, links: dict[FileKey, str]) -> str | None:
+    return links.get(file_key(source)) if source.source_type == "file" else None
 
 
-def _link(source: Citation, links: dict[FileKey, str]) -> str | None:
-    if source.url:
-        return source.url
-    return links.get(file_key(source))
+def source_elements(
+    sources: Sequence[Citation], links: dict[FileKey, str], *, answer_text: str = ""
+) -> list[cl.Text]:
+    """One side panel per source: the whole passage, the quoted sentences highlighted,
+    where it comes from and a link that opens it there.
 
-
-def source_elements(sources: Sequence[Citation], links: dict[FileKey, str]) -> list[cl.Text]:
-    """One side panel per source: title, page, the passage, and where to open it."""
+    Each element is named "[n]" like its citation. Chainlit scopes the name to the
+    message it is sent with (`forId`), so "[1]" of every answer opens that answer's
+    own passage (`public/kb.js` keeps Chainlit from opening them all at once).
+    The quotes come from `Citation.quotes`; answers built before that field was
+    filled have their quotes read back from the answer text.
+    """
+    fallback = quoted_sentences(answer_text)
     elements = []
     for source in sources:
-        lines = [f"### {_label(source)}"]
-        kind = "Notion page" if source.source_type == "notion" else "File"
-        space = source.passage.metadata.get("space_name")
-        where = f" · space: {space}" if space else ""
-        lines.append(f"*{kind}: {source.source_id}{where}*")
-        lines.append("")
-        lines.extend(
-            f"> {_quote_line(line)}" if line.strip() else ">"
-            for line in source.snippet.splitlines()
-        )
-        link = _link(source, links)
-        if link:
-            opener = "Open in Notion" if source.source_type == "notion" else "Open the file"
-            lines += ["", f"[{opener}]({link})"]
-        elements.append(
-            cl.Text(name=f"[{source.number}]", content="\n".join(lines), display="side")
-        )
+        quotes = source.quotes or fallback.get(source.number, ())
+        content = panel_markdown(source, quotes=quotes, file_url=_file_url(source, links))
+        elements.append(cl.Text(name=f"[{source.number}]", content=content, display="side"))
     return elements
 
 

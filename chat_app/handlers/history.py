@@ -63,11 +63,22 @@ def restore_memory(thread: ThreadDict) -> list[tuple[str, str]]:
     return memory
 
 
+# Chainlit names a chat after its first message. Renamed when that was a command, a
+# blank message, or the text sent with files that was not a question (the app answers
+# only questions that come with files, see app.py): "Here are my documents".
 _RENAME = sa.text(
     """
     UPDATE threads SET name = :name
     WHERE id = :thread_id AND "userId" = :user_id
-      AND (name IS NULL OR btrim(name) = '' OR name LIKE '/%')
+      AND (
+        name IS NULL OR btrim(name) = '' OR name LIKE '/%'
+        OR EXISTS (
+          SELECT 1 FROM steps s
+          WHERE s."threadId" = threads.id AND s.type = 'user_message'
+            AND s.output = threads.name AND right(rtrim(s.output), 1) <> '?'
+            AND EXISTS (SELECT 1 FROM elements e WHERE e."forId" = s.id)
+        )
+      )
     """
 )
 _NAMED_KEY = "kb_thread_named"
@@ -80,7 +91,8 @@ def _rename(engine: Engine, thread_id: str, user_id: uuid.UUID, name: str) -> No
 
 async def name_thread_after_question(engine: Engine, user_id: uuid.UUID, question: str) -> None:
     """Chainlit names a chat after its first message; when that was a command
-    ("/upload") or files alone, the first question names it instead (once per chat)."""
+    ("/upload"), files alone, or files with a remark ("Here are my documents"), the
+    first question names it instead (tried once per session)."""
     if cl.user_session.get(_NAMED_KEY):
         return
     cl.user_session.set(_NAMED_KEY, True)

@@ -12,15 +12,17 @@ import logging
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import chainlit as cl
 from chainlit.element import Element
 
 from chat_app.handlers.progress import run_with_progress
 from chat_app.services import Services
+from chat_app.upload_route import refusal
 from db.errors import KbError
 from db.spaces import SpaceAccess
 from ingest.files import FileResult, ingest_file
@@ -33,12 +35,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Upload:
-    """A file as Chainlit received it: where it is, what the user called it."""
+    """A file as Chainlit received it: where it is, what the user called it, and why
+    Chainlit refused it if it did (`chat_app/upload_route.py`)."""
 
     path: Path
     name: str
     size: int
     mime: str | None = None
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,9 +53,15 @@ class UploadOutcome:
     detail: str
 
 
+def _session_files() -> Mapping[str, Any]:
+    files = getattr(cl.context.session, "files", None)
+    return files if isinstance(files, Mapping) else {}
+
+
 def uploads_from_elements(elements: Sequence[Element]) -> list[Upload]:
     """The files attached to a message (elements with a path on disk)."""
     uploads = []
+    files = _session_files()
     for element in elements:
         if not element.path:
             continue
@@ -62,6 +72,7 @@ def uploads_from_elements(elements: Sequence[Element]) -> list[Upload]:
                 name=element.name or path.name,
                 size=path.stat().st_size if path.exists() else 0,
                 mime=element.mime,
+                refused=refusal(files, element.chainlit_key or element.id),
             )
         )
     return uploads
@@ -120,6 +131,15 @@ def _describe(result: FileResult) -> tuple[str, str]:
     return "indexed", f"Indexed {result.chunks} chunks."
 
 
+def _refusal(upload: Upload, name: str) -> str | None:
+    """Why the file is not even read: Chainlit refused it, or it has no bytes."""
+    if upload.refused:
+        return upload.refused
+    if upload.size == 0:
+        return f"{name} is empty (0 bytes); nothing was indexed."
+    return None
+
+
 async def _ingest_with_step(
     upload: Upload, services: Services, user_id: uuid.UUID, space: SpaceAccess
 ) -> UploadOutcome:
@@ -128,6 +148,11 @@ async def _ingest_with_step(
     # Named after the file (Chainlit shows "Using <name>" / "Used <name>"), open so the
     # progress lines are visible without a click.
     async with cl.Step(name=name, type="tool", show_input=False, default_open=True) as step:
+        refused = _refusal(upload, name)
+        if refused:
+            step.is_error = True
+            step.output = f"Refused: {refused}"
+            return UploadOutcome(name, "error", 0, step.output)
         if upload.size > limit:
             step.is_error = True
             step.output = (
@@ -292,5 +317,15 @@ async def ask_and_ingest(
     if not files:
         await cl.Message(content="No file received; nothing changed.").send()
         return []
-    uploads = [Upload(path=Path(f.path), name=f.name, size=f.size, mime=f.type) for f in files]
+    refused = _session_files()
+    uploads = [
+        Upload(
+            path=Path(f.path),
+            name=f.name,
+            size=f.size,
+            mime=f.type,
+            refused=refusal(refused, f.id),
+        )
+        for f in files
+    ]
     return await ingest_uploads(uploads, services=services, user_id=user_id, space=space)

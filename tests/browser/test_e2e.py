@@ -1,49 +1,36 @@
 """The app as a person uses it, in a real browser (Playwright + Debian chromium).
 
 `kb serve` runs on a free port against a fresh test database with the real
-embedding model and no LLM (extractive answers). Screenshots of every open page
-are saved to `test-artifacts/` when a step fails.
+embedding model and no LLM (extractive answers); see conftest.py. Screenshots of
+every open page are saved to `test-artifacts/` when a step fails.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Browser, Page
 from sqlalchemy.engine import Engine
 
+from tests.browser.harness import (
+    ARTIFACTS,
+    INDEXING_S,
+    ask,
+    login,
+    screenshots_on_failure,
+    wait_reply_done,
+)
 from tests.fake_notion import FakeNotion
-from tests.notion_fixtures import build_demo
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-KB = Path(sys.executable).with_name("kb")
 FACT = "The Zorblatt reactor operates at exactly 4217 kelvin during the night shift."
 QUESTION = "At what temperature does the Zorblatt reactor operate?"
-SERVER_START_S = 90
-INDEXING_S = 180
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _make_pdf(path: Path) -> Path:
@@ -73,129 +60,6 @@ def _make_pdf(path: Path) -> Path:
     return path
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def notion() -> Iterator[FakeNotion]:
-    """A fake Notion API on 127.0.0.1 with a small workspace (tests/fake_notion)."""
-    with FakeNotion(build_demo().workspace) as fake:
-        yield fake
-
-
-@pytest.fixture
-def server(
-    db_url: str, tmp_path: Path, notion: FakeNotion, request: pytest.FixtureRequest
-) -> Iterator[str]:
-    """`kb serve` on a free port; yields its base URL."""
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is missing (apt-get install -y chromium)")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
-    env.update(
-        DATABASE_URL=db_url,
-        KB_DATA_DIR=str(tmp_path / "data"),
-        KB_ADMIN_PASSWORD="admin-password-1",
-        KB_LLM="",
-        KB_NOTION_BASE_URL=notion.url,
-        KB_NOTION_REQUESTS_PER_SECOND="0",
-    )
-    env.pop("CI", None)
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [str(KB), "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError((tmp_path / "server.log").read_text())
-        try:
-            return httpx.get(f"{base}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        _wait_until(healthy, SERVER_START_S, "kb serve to answer /health")
-        ARTIFACTS.mkdir(exist_ok=True)
-        yield base
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-        ARTIFACTS.mkdir(exist_ok=True)
-        (ARTIFACTS / f"{request.node.name}-server.log").write_bytes(
-            (tmp_path / "server.log").read_bytes()
-        )
-
-
-@pytest.fixture
-def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield chromium
-        chromium.close()
-
-
-@contextmanager
-def screenshots_on_failure(pages: list[Page], name: str) -> Iterator[None]:
-    try:
-        yield
-    except BaseException:
-        ARTIFACTS.mkdir(exist_ok=True)
-        for i, page in enumerate(pages):
-            # A dead page must not hide the real failure.
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(ARTIFACTS / f"{name}-{i}.png"), full_page=True)
-        raise
-
-
-def _login(page: Page, base: str, login: str, password: str) -> None:
-    page.goto(base + "/")
-    page.fill("#email", login)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
-    # Sent by on_chat_start: the session exists, uploads and messages are accepted.
-    page.wait_for_selector("#chat-settings-open-modal", timeout=30_000)
-
-
-def _wait_reply_done(page: Page) -> None:
-    page.wait_for_url(re.compile(r".*/thread/[0-9a-f-]+"), timeout=60_000)
-    page.wait_for_selector("#stop-button", state="detached", timeout=INDEXING_S * 1000)
-
-
-def _ask(page: Page, question: str) -> None:
-    page.fill("#chat-input", question)
-    page.click("#chat-submit")
-
-
 def test_upload_ask_cite_resume_and_isolation(
     server: str,
     browser: Browser,
@@ -212,33 +76,33 @@ def test_upload_ask_cite_resume_and_isolation(
         alice.goto(server + "/")
         alice.wait_for_selector("#email", timeout=30_000)
         alice.screenshot(path=str(ARTIFACTS / "e2e-login.png"))
-        _login(alice, server, "alice", "password123")
+        login(alice, server, "alice", "password123")
         alice.screenshot(path=str(ARTIFACTS / "e2e-welcome.png"))
 
         # Upload through the attachment button; the file is sent with a message.
         alice.set_input_files("#upload-button-input", str(pdf))
         alice.wait_for_selector("text=zorblatt-manual.pdf", timeout=30_000)
-        _ask(alice, "Here is the reactor manual.")
+        ask(alice, "Here is the reactor manual.")
         alice.wait_for_selector("text=Used zorblatt-manual.pdf", timeout=INDEXING_S * 1000)
         alice.wait_for_selector(
             ".ai-message >> text=/Indexed zorblatt-manual\\.pdf \\(\\d+ chunks\\)/",
             timeout=INDEXING_S * 1000,
         )
-        _wait_reply_done(alice)
+        wait_reply_done(alice)
         alice.screenshot(path=str(ARTIFACTS / "e2e-upload.png"), full_page=True)
         thread_url = alice.url
 
         # A question only the file answers: cited answer and the source element.
-        _ask(alice, QUESTION)
+        ask(alice, QUESTION)
         answer = alice.locator(".ai-message", has_text="4217").last
         answer.wait_for(timeout=120_000)
-        _wait_reply_done(alice)
+        wait_reply_done(alice)
         assert "Sources:" in answer.inner_text()
         answer.locator(".positive-feedback-off").click()
         alice.click("#submit-feedback")  # the optional-comment dialog
         answer.locator(".positive-feedback-on").wait_for(timeout=15_000)
         answer.get_by_role("link", name="[1]").first.click()
-        alice.wait_for_selector("text=/File: zorblatt-manual\\.pdf/", timeout=15_000)
+        alice.locator("#side-view-content", has_text="zorblatt-manual.pdf").wait_for(timeout=15_000)
         alice.screenshot(path=str(ARTIFACTS / "e2e-answer.png"), full_page=True)
 
         # Reload, open the chat from the sidebar: the conversation comes back.
@@ -253,9 +117,9 @@ def test_upload_ask_cite_resume_and_isolation(
         attachment_url = attachment.value.url
         alice.wait_for_url(re.compile(f".*/thread/{thread_id}"), timeout=30_000)
         alice.locator(".ai-message", has_text="4217").first.wait_for(timeout=30_000)
-        _ask(alice, "What is it cooled by?")
+        ask(alice, "What is it cooled by?")
         alice.locator(".ai-message", has_text="xenon").last.wait_for(timeout=120_000)
-        _wait_reply_done(alice)
+        wait_reply_done(alice)
         alice.screenshot(path=str(ARTIFACTS / "e2e-resumed.png"), full_page=True)
         with engine.connect() as conn:
             thumbs = conn.execute(sa.text("SELECT value FROM feedbacks")).scalars().all()
@@ -264,9 +128,9 @@ def test_upload_ask_cite_resume_and_isolation(
         # Another user: the first user's document is not used.
         bob = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         pages.append(bob)
-        _login(bob, server, "bob", "password123")
-        _ask(bob, QUESTION)
-        _wait_reply_done(bob)
+        login(bob, server, "bob", "password123")
+        ask(bob, QUESTION)
+        wait_reply_done(bob)
         reply = bob.locator(".ai-message").last
         reply.wait_for(timeout=60_000)
         assert "don't know" in reply.inner_text()
@@ -287,11 +151,11 @@ def test_connect_notion_resync_and_ask_about_a_page(
     token = notion.workspace.token
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
     with screenshots_on_failure([page], "e2e-notion"):
-        _login(page, server, "carol", "password123")
-        _ask(page, "/notion")
+        login(page, server, "carol", "password123")
+        ask(page, "/notion")
         page.get_by_role("button", name="Connect Notion").click()
         page.wait_for_selector("text=internal integration token", timeout=30_000)
-        _ask(page, token)
+        ask(page, token)
         page.locator(".ai-message", has_text="is connected to Acme").wait_for(timeout=30_000)
         assert token not in page.content()  # the reply carrying it is gone from the chat
 
@@ -301,10 +165,10 @@ def test_connect_notion_resync_and_ask_about_a_page(
         assert "0 errors" in summary.inner_text()
         page.screenshot(path=str(ARTIFACTS / "e2e-notion-synced.png"), full_page=True)
 
-        _ask(page, "How many days of paid leave does every employee have?")
+        ask(page, "How many days of paid leave does every employee have?")
         answer = page.locator(".ai-message", has_text="twenty-five").last
         answer.wait_for(timeout=120_000)
-        _wait_reply_done(page)
+        wait_reply_done(page)
         assert "Notion: Team handbook" in answer.inner_text()
         page.reload()
         page.wait_for_selector("#chat-settings-open-modal", timeout=30_000)
@@ -323,9 +187,9 @@ def test_connect_notion_resync_and_ask_about_a_page(
 
 def _say(page: Page, text: str, expect: str) -> None:
     """Send a message and wait for the reply containing `expect`."""
-    _ask(page, text)
+    ask(page, text)
     page.locator(".ai-message", has_text=expect).last.wait_for(timeout=60_000)
-    _wait_reply_done(page)
+    wait_reply_done(page)
 
 
 def test_a_shared_space_with_an_editor_a_reader_and_a_removal(
@@ -339,40 +203,40 @@ def test_a_shared_space_with_an_editor_a_reader_and_a_removal(
     make_user("rita")
     pdf = _make_pdf(tmp_path / "zorblatt-manual.pdf")
 
-    def login(name: str) -> Page:
+    def open_as(name: str) -> Page:
         page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         pages.append(page)
-        _login(page, server, name, "password123")
+        login(page, server, name, "password123")
         return page
 
     pages: list[Page] = []
     with screenshots_on_failure(pages, "e2e-spaces"):
         # The owner (an admin) creates the space and adds an editor and a reader.
-        owner = login("olivia")
+        owner = open_as("olivia")
         _say(owner, '/spaces create "Reactor team"', "Created the shared space")
         _say(owner, '/spaces add "Reactor team" erin editor', "Added erin")
         _say(owner, '/spaces add "Reactor team" rita reader', "Added rita")
         _say(owner, "/spaces", "Reactor team")
 
         # The editor uploads a PDF into the space.
-        editor = login("erin")
+        editor = open_as("erin")
         editor.set_input_files("#upload-button-input", str(pdf))
         editor.wait_for_selector("text=zorblatt-manual.pdf", timeout=30_000)
-        _ask(editor, "/upload Reactor team")
+        ask(editor, "/upload Reactor team")
         editor.wait_for_selector(
             ".ai-message >> text=/Indexed zorblatt-manual\\.pdf into Reactor team/",
             timeout=INDEXING_S * 1000,
         )
-        _wait_reply_done(editor)
+        wait_reply_done(editor)
 
         # The reader gets a cited answer from it, naming the space.
-        reader = login("rita")
-        _ask(reader, QUESTION)
+        reader = open_as("rita")
+        ask(reader, QUESTION)
         answer = reader.locator(".ai-message", has_text="4217").last
         answer.wait_for(timeout=120_000)
-        _wait_reply_done(reader)
+        wait_reply_done(reader)
         answer.get_by_role("link", name="[1]").first.click()
-        reader.wait_for_selector("text=/space: Reactor team/", timeout=15_000)
+        reader.wait_for_selector("text=/space Reactor team/", timeout=15_000)
         link = reader.get_by_role("link", name="Open the file").first
         file_url = server + str(link.get_attribute("href")).split("#")[0]
         assert "/kb/sources/" in file_url
@@ -382,16 +246,16 @@ def test_a_shared_space_with_an_editor_a_reader_and_a_removal(
         # The reader may not add files there: one clear message, nothing indexed.
         reader.set_input_files("#upload-button-input", str(pdf))
         reader.wait_for_selector("text=zorblatt-manual.pdf", timeout=30_000)
-        _ask(reader, "/upload Reactor team")
+        ask(reader, "/upload Reactor team")
         refusal = reader.locator(".ai-message", has_text="You are a reader of").last
         refusal.wait_for(timeout=60_000)
-        _wait_reply_done(reader)
+        wait_reply_done(reader)
         assert "only its editors and owners can add files" in refusal.inner_text()
 
         # After removal: no answer from the space, and the file is gone for them.
         _say(owner, '/spaces remove "Reactor team" rita', "Removed rita")
-        _ask(reader, QUESTION)
-        _wait_reply_done(reader)
+        ask(reader, QUESTION)
+        wait_reply_done(reader)
         assert "don't know" in reader.locator(".ai-message").last.inner_text()
         assert reader.request.get(file_url).status == 404
         reader.screenshot(path=str(ARTIFACTS / "e2e-spaces-removed.png"), full_page=True)
