@@ -15,6 +15,8 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "vector", "keyword"]
+# The same values as retrieval.embeddings.BACKENDS (a test keeps them equal).
+EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
 
 
 class Settings(BaseSettings):
@@ -46,6 +48,13 @@ class Settings(BaseSettings):
         description="sentence-transformers name or path; unset = bundled all-MiniLM-L6-v2.",
     )
     embedding_batch_size: int = 64
+    embedding_backend: EmbeddingBackend = Field(
+        default="onnx-int8",
+        description="torch, onnx or onnx-int8 (the model exported once into models_dir).",
+    )
+    models_dir: Path | None = Field(
+        default=None, description="Where ONNX exports are cached; unset = data_dir/models."
+    )
 
     # Ingestion
     chunk_size: int = 1000
@@ -100,6 +109,13 @@ class Settings(BaseSettings):
         path = self.data_dir.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """The ONNX export cache (created on first export, not here)."""
+        if self.models_dir is not None:
+            return self.models_dir.expanduser().resolve()
+        return self.resolved_data_dir / "models"
 
     @property
     def pgdata_dir(self) -> Path:

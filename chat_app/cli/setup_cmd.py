@@ -39,12 +39,20 @@ def setup() -> None:
 
 
 def doctor() -> None:
-    """Print versions (PostgreSQL, pgvector, schema, embedding model) and run checks."""
-    from retrieval.embeddings import model_dimension, resolve_model
+    """Print versions (PostgreSQL, pgvector, schema, embedding model and backend), run checks."""
+    from retrieval.embeddings import backend_status, model_dimension, resolve_model
 
     with runtime(require_schema=False) as rt:
         model = resolve_model(rt.settings.embedding_model)
         report = diagnose(rt.engine, model=model, model_dimension=model_dimension(model))
+        report.add(
+            "embedding backend",
+            *backend_status(
+                rt.settings.embedding_model,
+                backend=rt.settings.embedding_backend,
+                cache_dir=rt.settings.resolved_models_dir,
+            ),
+        )
         report.add("database", True, rt.engine.url.render_as_string(hide_password=True))
         _print(report, "kb doctor")
     if not report.ok:
