@@ -478,6 +478,14 @@ def main() -> None:
         f"{default_run.pipeline_rate / torch_run.raw[0]:.2f} vs the raw torch run before, "
         f"{default_run.pipeline_rate / torch_run.raw[1]:.2f} vs the one after)"
     )
+    torch_cpu_rate = len(torch_run.raw) * len(texts) / sum(torch_run.raw_cpu)
+    default_cpu_rate = default_run.chunks / (
+        default_run.pipeline_cpu + default_run.pipeline_server_cpu
+    )
+    print(
+        f"  by CPU time: {default_cpu_rate:.1f} pipeline chunks/CPU-s / {torch_cpu_rate:.1f} "
+        f"raw PyTorch chunks/CPU-s = {default_cpu_rate / torch_cpu_rate:.2f}"
+    )
     print()
     for run in runs:
         raw_cpu_rate = len(run.raw) * len(texts) / sum(run.raw_cpu)

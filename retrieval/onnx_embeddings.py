@@ -34,9 +34,10 @@ TOKENIZER_FILE = "tokenizer.json"
 MANIFEST_FILE = "manifest.json"
 
 # Texts per ONNX Runtime call. Texts are sorted by token count first, so a batch holds
-# texts of similar length and pads little; bench/ingest.py --onnx-batch-sizes measures
-# the choice (on 2 cores 16-32 beat 64, whose longest text pads all the others).
-DEFAULT_BATCH_SIZE = 32
+# texts of similar length and pads little. Measured on 2 shared cores (int8, ~900-char
+# chunks, chunks per CPU-second): 4: 24.8, 8: 23.9, 16: 23.5, 32: 22.7, 64: 19.9; 8 was
+# also the fastest by wall clock in `bench/ingest.py --onnx-batch-sizes 8,16,32,64`.
+DEFAULT_BATCH_SIZE = 8
 
 
 class OnnxModelUnreadable(KbError):

@@ -119,10 +119,8 @@ def test_the_export_is_made_once_and_reused(
     assert again.folder == cache_folder(onnx_models_dir, BUNDLED, backend)
     assert again.manifest.dimension == 384 and again.manifest.max_seq_length == 256
     assert again.manifest.min_probe_cosine >= (0.95 if backend == "onnx-int8" else 0.99)
-    # Nothing but the export and its lock is left behind (no temporary folders).
-    assert sorted(p.name for p in onnx_models_dir.iterdir() if backend in p.name) == sorted(
-        [f".{again.folder.name}.lock", again.folder.name]
-    )
+    # No temporary folder is left behind.
+    assert [p.name for p in onnx_models_dir.iterdir() if p.name.startswith(".tmp-")] == []
 
 
 @pytest.mark.model
@@ -146,4 +144,4 @@ def test_doctor_names_the_backend_in_use(db_url: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     (line,) = [row for row in result.stdout.splitlines() if "embedding backend" in row]
-    assert "onnx (ONNX Runtime)" in line and "ok" in line
+    assert "onnx (ONNX Runtime" in line and "ok" in line
