@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 RetrievalMode = Literal["hybrid", "vector", "keyword"]
@@ -103,6 +103,12 @@ class Settings(BaseSettings):
     # Web server
     host: str = "127.0.0.1"
     port: int = 8000
+
+    @field_validator("models_dir", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # `KB_MODELS_DIR=` (as in .env.example) would otherwise be Path("") = the cwd.
+        return None if value == "" else value
 
     @cached_property
     def resolved_data_dir(self) -> Path:

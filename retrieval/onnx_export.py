@@ -200,7 +200,7 @@ def ensure_onnx_model(
         found = _usable(target, backend, fingerprint)
         if found is not None and found.export_id != discard_export:
             return OnnxModel(target, found, exported=False)
-        for leftover in cache_dir.glob(f".tmp-{target.name}-*"):
+        for leftover in cache_dir.glob(f".tmp-{target.name}+*"):
             shutil.rmtree(leftover, ignore_errors=True)  # a crashed export's
         if target.exists():
             log.warning("replacing the unusable ONNX model cache %s", target)
@@ -221,7 +221,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def _discard(folder: Path) -> None:
     # Rename first (atomic), so nobody sees a half-deleted folder under the real name.
-    trash = folder.with_name(f".tmp-{folder.name}-discarded-{uuid.uuid4().hex[:8]}")
+    trash = folder.with_name(f".tmp-{folder.name}+discarded-{uuid.uuid4().hex[:8]}")
     folder.rename(trash)
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -229,7 +229,8 @@ def _discard(folder: Path) -> None:
 def _export_into_place(
     model: str, backend: OnnxBackendName, target: Path, fingerprint: str
 ) -> ExportManifest:
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    # "+" never occurs in a cache folder's name: "<name>-onnx+" cannot match "-onnx-int8".
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}+", dir=target.parent))
     work.chmod(0o755)  # mkdtemp's 0700 would hide the cache from a second service account
     try:
         manifest = export_model(model, backend, work, fingerprint)

@@ -65,6 +65,9 @@ def test_settings_read_the_backend_and_cache_folder(
     settings = Settings(_env_file=None, data_dir=tmp_path / "data")  # type: ignore[call-arg]
     assert settings.embedding_backend == "onnx"
     assert settings.resolved_models_dir == (tmp_path / "data" / "models").resolve()
+    monkeypatch.setenv("KB_MODELS_DIR", "")  # as left by uncommenting .env.example's line
+    unset = Settings(_env_file=None, data_dir=tmp_path)  # type: ignore[call-arg]
+    assert unset.resolved_models_dir == (tmp_path / "models").resolve()
     monkeypatch.setenv("KB_MODELS_DIR", str(tmp_path / "shared-models"))
     shared = Settings(_env_file=None).resolved_models_dir  # type: ignore[call-arg]
     assert shared == (tmp_path / "shared-models").resolve()
