@@ -148,3 +148,13 @@ def test_doctor_names_the_backend_in_use(db_url: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     (line,) = [row for row in result.stdout.splitlines() if "embedding backend" in row]
     assert "onnx (ONNX Runtime" in line and "ok" in line
+
+
+@pytest.mark.model
+def test_setup_prepares_the_onnx_backend_before_the_first_upload(
+    db_url: str, tmp_path: Path, onnx_models_dir: Path
+) -> None:
+    result = run_kb("setup", cwd=tmp_path, database_url=db_url, KB_EMBEDDING_BACKEND="onnx-int8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Embedding backend onnx-int8 ready." in result.stdout
+    assert read_manifest(cache_folder(onnx_models_dir, BUNDLED, "onnx-int8")) is not None

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from chat_app.cli.context import runtime
 from chat_app.cli.output import console
+from chat_app.settings import Settings
 from db.setup import SetupReport, diagnose, run_setup
 
 
@@ -21,7 +22,8 @@ def _print(report: SetupReport, title: str) -> None:
 
 
 def setup() -> None:
-    """Prepare the database: connect, create the vector extension, migrate, self-test.
+    """Prepare the database (connect, create the vector extension, migrate, self-test)
+    and the embedding backend (an ONNX backend exports the model here, once).
 
     Safe to run again: a database that is ready is left unchanged.
     """
@@ -34,8 +36,26 @@ def setup() -> None:
         _print(report, "kb setup")
         where = "embedded server in " + str(rt.embedded.pgdata) if rt.embedded else "DATABASE_URL"
         console.print(f"Database ready ({where}).")
+        if report.ok:
+            _prepare_backend(rt.settings)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _prepare_backend(settings: Settings) -> None:
+    """Export an ONNX backend's model now rather than during the first upload."""
+    from retrieval.embeddings import load_embeddings
+
+    if settings.embedding_backend == "torch":
+        return
+    with console.status(f"Preparing the {settings.embedding_backend} embedding backend ..."):
+        load_embeddings(
+            settings.embedding_model,
+            batch_size=settings.embedding_batch_size,
+            backend=settings.embedding_backend,
+            cache_dir=settings.resolved_models_dir,
+        )
+    console.print(f"Embedding backend {settings.embedding_backend} ready.")
 
 
 def doctor() -> None:
