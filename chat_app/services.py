@@ -98,7 +98,10 @@ class Services:
             model_dimension(self.settings.embedding_model), vector_dimension(self.engine)
         )
         return load_embeddings(
-            self.settings.embedding_model, batch_size=self.settings.embedding_batch_size
+            self.settings.embedding_model,
+            batch_size=self.settings.embedding_batch_size,
+            backend=self.settings.embedding_backend,
+            cache_dir=self.settings.resolved_models_dir,
         )
 
     @cached_property

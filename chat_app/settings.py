@@ -9,11 +9,15 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.passages import SearchMode
+
+# The same values as retrieval.embeddings.BACKENDS (a test keeps them equal).
+EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
 
 
 class Settings(BaseSettings):
@@ -45,6 +49,13 @@ class Settings(BaseSettings):
         description="sentence-transformers name or path; unset = bundled all-MiniLM-L6-v2.",
     )
     embedding_batch_size: int = 64
+    embedding_backend: EmbeddingBackend = Field(
+        default="onnx-int8",
+        description="torch, onnx or onnx-int8 (the model exported once into models_dir).",
+    )
+    models_dir: Path | None = Field(
+        default=None, description="Where ONNX exports are cached; unset = data_dir/models."
+    )
 
     # Ingestion
     chunk_size: int = 1000
@@ -111,11 +122,24 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    @field_validator("models_dir", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        # `KB_MODELS_DIR=` (as in .env.example) would otherwise be Path("") = the cwd.
+        return None if value == "" else value
+
     @cached_property
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser().resolve()
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """The ONNX export cache (created on first export, not here)."""
+        if self.models_dir is not None:
+            return self.models_dir.expanduser().resolve()
+        return self.resolved_data_dir / "models"
 
     @property
     def pgdata_dir(self) -> Path:

@@ -1,5 +1,6 @@
 """Run `kb` (or Python) in a subprocess as a person would: a clean environment with
-no KB_* settings leaking in from the test process."""
+no KB_* settings leaking in from the test process (except the session's ONNX export
+cache, KB_MODELS_DIR, which only saves re-exporting the model)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 def clean_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_") and k != "DATABASE_URL"}
+    if "KB_MODELS_DIR" in os.environ:
+        env["KB_MODELS_DIR"] = os.environ["KB_MODELS_DIR"]
     if database_url is not None:
         env["DATABASE_URL"] = database_url
     env.update(extra)

@@ -33,6 +33,20 @@ from tests.fakes import HashEmbeddings
 
 TEMPLATE = "kb_test_template"
 _counter = itertools.count()
+MODELS_DIR_VARIABLE = "KB_MODELS_DIR"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ONNX export cache for the whole session (KB_MODELS_DIR, passed to subprocesses).
+
+    The default embedding backend exports the model on first use (tens of seconds);
+    sharing the cache makes that happen once per session, not once per test data dir.
+    """
+    folder = tmp_path_factory.mktemp("onnx-models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(MODELS_DIR_VARIABLE, str(folder))
+        yield folder
 
 
 def _admin_conninfo(url: str) -> str:

@@ -11,7 +11,9 @@ from rich.table import Table
 
 from chat_app.cli.context import cli_services
 from chat_app.cli.output import console, progress_bar
+from chat_app.settings import load_settings
 from ingest.eval_corpus import index_eval_corpus
+from retrieval.embeddings import check_backend
 from retrieval.evaluation import QueryVectors, Scores, evaluate_mode, load_beir
 from retrieval.passages import MODES
 from retrieval.retriever import Retriever
@@ -43,6 +45,11 @@ def beir(
     candidates: int | None = typer.Option(
         None, help="Hybrid: candidates taken from each side before fusion (default 4k, >= 40)."
     ),
+    backend: str | None = typer.Option(
+        None,
+        help="Embedding backend for this run: torch, onnx or onnx-int8 (default: "
+        "KB_EMBEDDING_BACKEND). A change of backend re-indexes the corpus.",
+    ),
 ) -> None:
     """Index the dataset once into the user eval:<name>, then score every judged query.
 
@@ -50,12 +57,16 @@ def beir(
     dense search and BM25 measured in the same run.
     """
     modes = list(MODES) if mode == "all" else [mode]
+    settings = load_settings()
+    if backend is not None:
+        settings = settings.model_copy(update={"embedding_backend": check_backend(backend)})
     dataset = load_beir(directory, split=split, limit_queries=limit_queries)
     console.print(
         f"[bold]{dataset.name}[/]: {len(dataset.corpus):,} documents, "
-        f"{len(dataset.queries):,} judged queries ({split})."
+        f"{len(dataset.queries):,} judged queries ({split}); embedding backend "
+        f"{settings.embedding_backend}."
     )
-    with cli_services() as services:
+    with cli_services(settings=settings) as services:
         with _bar("Embedding the corpus") as progress:
             report = index_eval_corpus(
                 engine=services.engine,
@@ -110,7 +121,8 @@ def beir(
         "Recall@10",
         f"Recall@{min(k, 100)}",
         "ms/query",
-        title=f"{dataset.name} ({len(dataset.queries)} queries, k={k})",
+        title=f"{dataset.name} ({len(dataset.queries)} queries, k={k}, "
+        f"{settings.embedding_backend})",
     )
     for s in results:
         table.add_row(

@@ -54,6 +54,7 @@ def server(
     env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
     env.update(
         DATABASE_URL=db_url,
+        KB_MODELS_DIR=os.environ["KB_MODELS_DIR"],  # the session's ONNX export cache
         KB_DATA_DIR=str(tmp_path / "data"),
         KB_ADMIN_PASSWORD="admin-password-1",
         KB_LLM="",
