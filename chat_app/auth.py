@@ -20,9 +20,9 @@ import chainlit as cl
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from chat_app.security.outage import SERVICE_UNAVAILABLE_CODE, is_outage, monitor
+from chat_app.security.outage import SERVICE_UNAVAILABLE, is_outage, monitor
 from chat_app.security.sessions import SessionGate
-from chat_app.security.throttle import TOO_MANY_ATTEMPTS_CODE, LoginThrottle
+from chat_app.security.throttle import TOO_MANY_ATTEMPTS, LoginThrottle
 from db.models import User
 from db.users import check_login, get_user
 
@@ -91,11 +91,11 @@ def user_id_of(user: cl.User | cl.PersistedUser | None) -> uuid.UUID:
 
 @dataclass
 class LoginRefused(Exception):
-    """A login refused for another reason than wrong credentials: `code` is what the
-    login form shows (`chat_app.security.routes.LOGIN_MESSAGES`)."""
+    """A login refused for another reason than wrong credentials (HTTP status and
+    the sentence saying why)."""
 
     status: int
-    code: str
+    message: str
     retry_after: int | None = None
 
 
@@ -124,7 +124,7 @@ class PasswordLogin:
                     address,
                     wait,
                 )
-                raise LoginRefused(429, TOO_MANY_ATTEMPTS_CODE, retry_after=wait)
+                raise LoginRefused(429, TOO_MANY_ATTEMPTS, retry_after=wait)
             user, why = _check(self._engine, login, password)
             if user is None:
                 self._throttle.failed(login, address)
@@ -137,7 +137,7 @@ class PasswordLogin:
             if not is_outage(error):
                 raise
             monitor.failed(error, during="a login")
-            raise LoginRefused(503, SERVICE_UNAVAILABLE_CODE, retry_after=5) from None
+            raise LoginRefused(503, SERVICE_UNAVAILABLE, retry_after=5) from None
         monitor.succeeded()
         log.info("login %s from %s", _shown(login), address)
         return user

@@ -19,15 +19,12 @@ from db.errors import DatabaseUnavailable
 
 __all__ = [
     "SERVICE_UNAVAILABLE",
-    "SERVICE_UNAVAILABLE_CODE",
     "OutageMonitor",
     "is_outage",
     "monitor",
 ]
 
 SERVICE_UNAVAILABLE = "The service is unavailable, try again shortly."
-#: What the login form receives; `chat_app.security.routes` translates it.
-SERVICE_UNAVAILABLE_CODE = "serviceUnavailable"
 
 log = logging.getLogger("kb.outage")
 

@@ -32,17 +32,18 @@ from fastapi.security import OAuth2PasswordRequestForm
 from chat_app.auth import LoginRefused, PasswordLogin
 from chat_app.datalayer import AccessRefused, KbDataLayer
 from chat_app.security.middleware import client_address
-from chat_app.security.outage import SERVICE_UNAVAILABLE, SERVICE_UNAVAILABLE_CODE
-from chat_app.security.throttle import TOO_MANY_ATTEMPTS_CODE
+from chat_app.security.outage import SERVICE_UNAVAILABLE
+from chat_app.security.throttle import TOO_MANY_ATTEMPTS
 
 __all__ = ["LOGIN_MESSAGES", "install_routes"]
 
 log = logging.getLogger("kb.security")
 
-#: Login-form texts for the details kb's login answers with.
+#: Login-form texts. Chainlit's login page shows `auth.login.errors.<status text>`
+#: of a failed login (not its detail): "Service Unavailable", "Too Many Requests".
 LOGIN_MESSAGES = {
-    SERVICE_UNAVAILABLE_CODE: SERVICE_UNAVAILABLE,
-    TOO_MANY_ATTEMPTS_CODE: "Too many failed sign-ins. Wait a few minutes, then try again.",
+    "Service Unavailable": SERVICE_UNAVAILABLE,
+    "Too Many Requests": TOO_MANY_ATTEMPTS,
 }
 
 
@@ -73,7 +74,7 @@ def install_routes(
             )
         except LoginRefused as refused:
             headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else None
-            raise HTTPException(refused.status, refused.code, headers=headers) from None
+            raise HTTPException(refused.status, refused.message, headers=headers) from None
         if user is None:
             raise HTTPException(status_code=401, detail="credentialssignin")
         try:  # as Chainlit's own login: the user row carries the login's metadata
@@ -122,8 +123,9 @@ def install_routes(
     ) -> JSONResponse:
         translation: dict[str, Any] = config.load_translation(config.ui.language or language)
         errors = translation.setdefault("auth", {}).setdefault("login", {}).setdefault("errors", {})
-        for code, text in LOGIN_MESSAGES.items():
-            errors.setdefault(code, text)
+        for status_text, text in LOGIN_MESSAGES.items():
+            errors.setdefault(status_text, text)
+            errors.setdefault(status_text.lower(), text)
         return JSONResponse({"translation": translation})
 
     routes: list[tuple[str, Callable[..., Any], str, str]] = [

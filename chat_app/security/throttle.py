@@ -22,10 +22,9 @@ from sqlalchemy.engine import Engine
 
 from db.throttle_store import PostgresStorage
 
-__all__ = ["TOO_MANY_ATTEMPTS_CODE", "LoginThrottle", "ThrottleConfig", "build_storage"]
+__all__ = ["TOO_MANY_ATTEMPTS", "LoginThrottle", "ThrottleConfig", "build_storage"]
 
-#: What the login form receives when throttled; `chat_app.security.routes` translates it.
-TOO_MANY_ATTEMPTS_CODE = "tooManyAttempts"
+TOO_MANY_ATTEMPTS = "Too many failed sign-ins. Wait a few minutes, then try again."
 
 
 @dataclass(frozen=True)
