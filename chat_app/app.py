@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import chainlit as cl
 from chainlit.auth.cookie import get_token_from_cookies
 from chainlit.config import config as chainlit_config
+from chainlit.data import get_data_layer
 from chainlit.oauth_providers import get_configured_oauth_providers
 from chainlit.server import app as server_app
 from chainlit.types import ThreadDict
@@ -64,10 +65,14 @@ class _App:
         self._services: Services | None = None
         self._data_layer: KbDataLayer | None = None
         self._security: AppSecurity | None = None
+        self.closed = False
 
     @property
     def services(self) -> Services:
         if self._services is None:
+            if self.closed:
+                # Reopening would start the embedded server again after it was released.
+                raise RuntimeError("kb is shutting down")
             self._services = open_services()
         return self._services
 
@@ -93,7 +98,9 @@ class _App:
             await self._services.aclose()
             # Releases the embedded server's handle: the last process to let go stops it.
             await asyncio.to_thread(self._services.close)
-        self._services = self._data_layer = self._security = None
+        # The data layer object stays: Chainlit closes it again after this hook.
+        self._services = self._security = None
+        self.closed = True
 
 
 _app = _App()
@@ -124,6 +131,10 @@ async def on_app_startup() -> None:
     # login and the first question do not wait for them.
     services = await _services()
     await _security()
+    # Chainlit asks for its data layer again at shutdown, after on_app_shutdown has
+    # released everything: make it exist now (a late first call would reopen the
+    # database and restart the embedded server).
+    await asyncio.to_thread(get_data_layer)
     # Chainlit signs tokens and sets cookies for this long; the session row expires too.
     chainlit_config.project.user_session_timeout = int(services.settings.session_hours * 3600)
     asyncio.get_running_loop().run_in_executor(None, lambda: services.embeddings)
