@@ -269,10 +269,19 @@ class KbDataLayer(SQLAlchemyDataLayer):
 
 
 def _required_user() -> uuid.UUID:
+    """The acting user: the session the security middleware verified for this
+    request, else the user of the Chainlit websocket session being served."""
     user_id = acting_user_id()
-    if user_id is None:
+    if user_id is not None:
+        return user_id
+    try:
+        user = context.session.user
+    except ChainlitContextException:
+        user = None
+    found = _uuid(user.id) if isinstance(user, PersistedUser) else None
+    if found is None:
         raise AccessRefused("Log in first.")
-    return user_id
+    return found
 
 
 def build_data_layer(
