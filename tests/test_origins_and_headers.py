@@ -66,10 +66,10 @@ def test_pages_and_api_answers_carry_security_headers(web: KbServer, signed_in: 
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "SAMEORIGIN"
         assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
-        csp = response.headers["content-security-policy"]
-        assert "frame-ancestors 'self'" in csp and "object-src 'none'" in csp
-        assert "'unsafe-eval'" not in csp
         assert "strict-transport-security" not in response.headers  # plain http here
+    csp = page.headers["content-security-policy"]
+    assert "frame-ancestors 'self'" in csp and "object-src 'none'" in csp
+    assert "'unsafe-eval'" not in csp
     # The page's own inline scripts are allowed by hash, no other inline script is.
     script_src = page.headers["content-security-policy"].split("script-src ", 1)[1].split(";")[0]
     assert "'unsafe-inline'" not in script_src
@@ -79,14 +79,17 @@ def test_pages_and_api_answers_carry_security_headers(web: KbServer, signed_in: 
 
 def test_https_public_url_makes_cookies_secure_and_sends_hsts() -> None:
     policy = HeaderPolicy(https=True, _hashes=["'sha256-x'"])
-    names = [name for name, _ in policy.headers_for([], "kb.example.com")]
-    assert b"strict-transport-security" in names
+    html = [(b"content-type", b"text/html; charset=utf-8")]
+    names = [name for name, _ in policy.headers_for(html, "kb.example.com")]
+    assert b"strict-transport-security" in names and b"content-security-policy" in names
+    pdf = [(b"content-type", b"application/pdf")]
+    assert b"content-security-policy" not in [n for n, _ in policy.headers_for(pdf, None)]
     assert with_secure_flag(b"access_token=abc; HttpOnly; Path=/") == (
         b"access_token=abc; HttpOnly; Path=/; Secure"
     )
     assert with_secure_flag(b"a=b; Secure") == b"a=b; Secure"
     # A response that sets its own policy (attachments: sandbox) keeps it.
-    kept = policy.headers_for([b"Content-Security-Policy"], None)
+    kept = policy.headers_for([*html, (b"content-security-policy", b"sandbox")], None)
     assert b"content-security-policy" not in [name for name, _ in kept]
 
 

@@ -70,18 +70,23 @@ class HeaderPolicy:
         }
         return "; ".join(f"{name} {value}" for name, value in directives.items())
 
-    def headers_for(self, existing: Iterable[bytes], host: str | None) -> list[tuple[bytes, bytes]]:
-        """Headers to add to a response that already has the header names `existing`."""
+    def headers_for(
+        self, existing: Iterable[tuple[bytes, bytes]], host: str | None
+    ) -> list[tuple[bytes, bytes]]:
+        """Headers to add to a response that already has the headers `existing`."""
         if not self.enabled:
             return []
-        present = {name.lower() for name in existing}
+        present = {name.lower(): value for name, value in existing}
         wanted: list[tuple[bytes, bytes]] = [
             (b"x-content-type-options", b"nosniff"),
             (b"referrer-policy", b"strict-origin-when-cross-origin"),
             # The app frames its own attachments (PDF viewer); nobody else may frame it.
             (b"x-frame-options", b"SAMEORIGIN"),
-            (b"content-security-policy", self.content_security_policy(host).encode()),
         ]
+        # The policy is the page's; files (a PDF opened in the browser's viewer) and
+        # API answers are not documents it applies to.
+        if present.get(b"content-type", b"").startswith(b"text/html"):
+            wanted.append((b"content-security-policy", self.content_security_policy(host).encode()))
         if self.https:
             wanted.append((b"strict-transport-security", b"max-age=31536000"))
         return [(name, value) for name, value in wanted if name not in present]

@@ -183,7 +183,7 @@ def _adding_headers(send: Send, policy: SecurityPolicy, host: str | None) -> Sen
                     (name, with_secure_flag(value) if name.lower() == b"set-cookie" else value)
                     for name, value in raw
                 ]
-            raw += policy.headers.headers_for((name for name, _ in raw), host)
+            raw += policy.headers.headers_for(raw, host)
             message = {**message, "headers": raw}
         await send(message)
 
