@@ -54,6 +54,16 @@ def test_the_21st_wrong_password_is_refused_while_other_logins_work(
     assert "guess-" not in log and PASSWORD not in log
 
 
+def test_the_client_address_behind_a_local_proxy_is_the_forwarded_one(
+    web: KbServer, web_engine: Engine
+) -> None:
+    user = add_account(web_engine, "proxied")
+    client = web.client(headers={"X-Forwarded-For": "203.0.113.9"})
+    response = client.post("/login", data={"username": user.identifier, "password": "nope-nope"})
+    assert response.status_code == 401
+    assert f"refused login '{user.identifier}' from 203.0.113.9: wrong password" in web.log()
+
+
 def test_the_login_form_explains_the_refusal(web: KbServer) -> None:
     texts = web.client().get("/project/translations", params={"language": "de-DE"}).json()
     errors = texts["translation"]["auth"]["login"]["errors"]
