@@ -2,7 +2,9 @@
 
 Nothing heavy happens at import. The app's one `Services` (the composition root) is
 opened from the environment `kb serve` passes down when Chainlit starts the app, and
-every callback hands it to the handler it calls; shutdown closes it.
+every callback hands it to the handler it calls; shutdown closes it. The security
+middleware and kb's guarded routes (`chat_app.security`) are installed in front of
+Chainlit's at import and build their state on the first request.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from collections.abc import Awaitable
 from typing import Any, Protocol
 
 import chainlit as cl
-from chainlit.data.sql_alchemy import SQLAlchemyDataLayer
+from chainlit.auth.cookie import get_token_from_cookies
+from chainlit.config import config as chainlit_config
+from chainlit.data import get_data_layer
 from chainlit.oauth_providers import get_configured_oauth_providers
 from chainlit.server import app as server_app
 from chainlit.types import ThreadDict
+from chainlit.utils import utc_now
+from fastapi import Request, Response
 
 from chat_app import auth
-from chat_app.datalayer import build_data_layer
+from chat_app.datalayer import KbDataLayer, build_data_layer
 from chat_app.handlers import notion
 from chat_app.handlers.ask import ANSWER_KIND, answer_question
 from chat_app.handlers.citations import strip_footer
@@ -35,6 +41,10 @@ from chat_app.handlers.session import (
 from chat_app.handlers.sources import forget_source, show_sources
 from chat_app.handlers.spaces import find_space, spaces_command, user_spaces
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
+from chat_app.security.composition import AppSecurity, build_security
+from chat_app.security.middleware import SecurityMiddleware, client_address
+from chat_app.security.outage import SERVICE_UNAVAILABLE, is_outage, monitor
+from chat_app.security.routes import install_routes
 from chat_app.services import Services, open_services
 from chat_app.storage import install_file_route, install_source_route
 from chat_app.upload_route import install_upload_route
@@ -45,6 +55,9 @@ log = logging.getLogger("kb.app")
 # Alembic announces its plugins and migration context at INFO on every schema check,
 # and Chainlit shows INFO: keep only Alembic's warnings in the server log.
 logging.getLogger("alembic").setLevel(logging.WARNING)
+# Steps that began before this moment and never ended belong to a dead process.
+_STARTED = utc_now()
+_SESSION_ENDED = "**Your session has ended.** Reload the page to log in again."
 
 
 class _App:
@@ -53,16 +66,27 @@ class _App:
 
     def __init__(self) -> None:
         self._services: Services | None = None
-        self._data_layer: SQLAlchemyDataLayer | None = None
+        self._data_layer: KbDataLayer | None = None
+        self._security: AppSecurity | None = None
+        self.closed = False
 
     @property
     def services(self) -> Services:
         if self._services is None:
+            if self.closed:
+                # Reopening would start the embedded server again after it was released.
+                raise RuntimeError("kb is shutting down")
             self._services = open_services()
         return self._services
 
     @property
-    def data_layer(self) -> SQLAlchemyDataLayer:
+    def security(self) -> AppSecurity:
+        if self._security is None:
+            self._security = build_security(self.services)
+        return self._security
+
+    @property
+    def data_layer(self) -> KbDataLayer:
         if self._data_layer is None:
             services = self.services
             self._data_layer = build_data_layer(
@@ -77,7 +101,9 @@ class _App:
             await self._services.aclose()
             # Releases the embedded server's handle: the last process to let go stops it.
             await asyncio.to_thread(self._services.close)
-        self._services = self._data_layer = None
+        # The data layer object stays: Chainlit closes it again after this hook.
+        self._services = self._security = None
+        self.closed = True
 
 
 _app = _App()
@@ -87,14 +113,21 @@ async def _services() -> Services:
     return await asyncio.to_thread(lambda: _app.services)
 
 
+async def _security() -> AppSecurity:
+    return await asyncio.to_thread(lambda: _app.security)
+
+
 @cl.data_layer
-def data_layer() -> SQLAlchemyDataLayer:
+def data_layer() -> KbDataLayer:
     return _app.data_layer
 
 
 install_file_route(server_app, lambda: _app.services.storage_engine)
 install_source_route(server_app, lambda: _app.services.engine)
 install_upload_route(server_app)
+install_routes(server_app, data_layer=lambda: _app.data_layer, login=lambda: _app.security.login)
+# Outermost: origins, sessions and outages are settled before Chainlit sees a request.
+server_app.add_middleware(SecurityMiddleware, policy=lambda: _app.security.policy)
 
 
 @cl.on_app_startup
@@ -102,6 +135,13 @@ async def on_app_startup() -> None:
     # Connect now and load the embedding model in the background, so the first
     # login and the first question do not wait for them.
     services = await _services()
+    await _security()
+    # Chainlit asks for its data layer again at shutdown, after on_app_shutdown has
+    # released everything: make it exist now (a late first call would reopen the
+    # database and restart the embedded server).
+    await asyncio.to_thread(get_data_layer)
+    # Chainlit signs tokens and sets cookies for this long; the session row expires too.
+    chainlit_config.project.user_session_timeout = int(services.settings.session_hours * 3600)
     asyncio.get_running_loop().run_in_executor(None, lambda: services.embeddings)
 
 
@@ -112,7 +152,13 @@ async def on_app_shutdown() -> None:
 
 @cl.password_auth_callback
 async def password_auth_callback(username: str, password: str) -> cl.User | None:
-    return await auth.password_login((await _services()).engine, username, password)
+    # Logins arrive at kb's own /login route (chat_app.security.routes), which can
+    # answer 429 and 503; Chainlit needs this callback to offer the password form.
+    login = (await _security()).login
+    try:
+        return await asyncio.to_thread(login, username, password, address=client_address.get())
+    except auth.LoginRefused:
+        return None
 
 
 async def oauth_callback(
@@ -122,11 +168,40 @@ async def oauth_callback(
     default_user: cl.User,
     id_token: str | None = None,
 ) -> cl.User | None:
-    return await auth.oauth_login((await _services()).engine, provider_id, default_user)
+    return await auth.oauth_login(
+        (await _services()).engine,
+        provider_id,
+        default_user,
+        sessions=(await _security()).sessions,
+        address=client_address.get(),
+    )
 
 
 if get_configured_oauth_providers():  # e.g. OAUTH_GITHUB_CLIENT_ID/_SECRET are set
     cl.oauth_callback(oauth_callback)
+
+
+@cl.on_logout
+async def on_logout(request: Request, response: Response) -> dict[str, bool]:
+    token = get_token_from_cookies(request.cookies)
+    if token:
+        try:
+            await asyncio.to_thread((await _security()).sessions.end, token)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # The browser forgets its cookie anyway; the row ends at its expiry.
+            monitor.failed(exc, during="a logout")
+    return {"success": True}
+
+
+async def _session_still_open() -> bool:
+    """The websocket's login is still valid (checked per message: a socket opened
+    before a logout or `kb users disable` must not keep working)."""
+    token = cl.context.session.token
+    if not token:
+        return False
+    return await (await _security()).sessions.verify(token) is not None
 
 
 @cl.set_starters
@@ -148,7 +223,15 @@ async def on_chat_start() -> None:
 
 @cl.on_chat_resume
 async def on_chat_resume(thread: ThreadDict) -> None:
+    await _guarded(_resume(thread))
+
+
+async def _resume(thread: ThreadDict) -> None:
     services = await _services()
+    # Chainlit shows `thread` after this returns: uploads cut off by a crash say so.
+    await _app.data_layer.mark_interrupted_steps(
+        thread, user_id=current_user_id(), started_before=_STARTED
+    )
     restore_memory(thread)
     await send_chat_setup(
         services.settings, await _my_spaces(services), cl.user_session.get("chat_settings")
@@ -164,9 +247,15 @@ async def _guarded(work: Awaitable[object]) -> None:
     """Whatever fails, the chat carries on with a message saying what happened."""
     try:
         await work
-    except KbError as exc:
-        await cl.Message(content=f"**{exc.message}**" + (f" {exc.hint}" if exc.hint else "")).send()
-    except Exception:
+    except Exception as exc:
+        if is_outage(exc):
+            monitor.failed(exc, during="a chat message")
+            await cl.Message(content=f"**{SERVICE_UNAVAILABLE}**").send()
+            return
+        if isinstance(exc, KbError):
+            hint = f" {exc.hint}" if exc.hint else ""
+            await cl.Message(content=f"**{exc.message}**{hint}").send()
+            return
         log.exception("handling a chat event failed")
         await cl.Message(
             content="**Something went wrong.** The details are in the server log; please try again."
@@ -179,6 +268,9 @@ async def on_message(message: cl.Message) -> None:
 
 
 async def _handle_message(message: cl.Message) -> None:
+    if not await _session_still_open():
+        await cl.Message(content=_SESSION_ENDED).send()
+        return
     services = await _services()
     user_id = current_user_id()
     # The user's spaces now (a membership may have changed since the last message).
@@ -238,6 +330,9 @@ async def _run_action(handler: _ActionHandler, action: cl.Action) -> None:
     await emitter.task_start()
 
     async def run() -> None:
+        if not await _session_still_open():
+            await cl.Message(content=_SESSION_ENDED).send()
+            return
         services = await _services()
         wanted = str(action.payload.get("space_id") or "")
         spaces = await _my_spaces(services)

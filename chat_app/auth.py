@@ -1,9 +1,12 @@
-"""Password login against the `users` table (argon2 hashes; disabled users refused).
+"""Password login against the `users` table (argon2 hashes; disabled users refused),
+throttled, logged, and turned into a session that can end.
 
-The app registers Chainlit's callbacks with its engine; the checks are plain
-functions of an engine so tests call them directly. OAuth is Chainlit's own: the app
-registers `oauth_login` when a provider's environment variables are set; it admits
-existing, enabled accounts only.
+The checks are plain functions of an engine so tests call them directly;
+`PasswordLogin` adds what a login over HTTP needs (throttling per login name and
+client address, a refusal log line with both, a `login_sessions` row) and says
+"service unavailable" rather than "wrong password" when the database is down.
+OAuth is Chainlit's own: the app registers `oauth_login` when a provider's
+environment variables are set; it admits existing, enabled accounts only.
 """
 
 from __future__ import annotations
@@ -11,31 +14,45 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 
 import chainlit as cl
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from chat_app.security.outage import SERVICE_UNAVAILABLE, is_outage, monitor
+from chat_app.security.sessions import SessionGate
+from chat_app.security.throttle import TOO_MANY_ATTEMPTS, LoginThrottle
 from db.models import User
-from db.users import authenticate, get_user
+from db.users import check_login, get_user
 
-__all__ = ["active_account", "check_password", "oauth_login", "password_login", "user_id_of"]
+__all__ = [
+    "LoginRefused",
+    "PasswordLogin",
+    "active_account",
+    "check_password",
+    "oauth_login",
+    "user_id_of",
+]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("kb.auth")
 
 
 def check_password(engine: Engine, identifier: str, password: str) -> cl.User | None:
     """The Chainlit user for a correct login of an active account, else None."""
+    return _check(engine, identifier, password)[0]
+
+
+def _check(engine: Engine, identifier: str, password: str) -> tuple[cl.User | None, str]:
+    """(user, "") for a correct login, else (None, why) for the log."""
     if not identifier or not password:
-        return None
+        return None, "empty login or password"
     with Session(engine) as session:
-        user = authenticate(session=session, identifier=identifier, password=password)
-        if user is None:
-            # The login name is not logged: it may be a mistyped password.
-            log.info("refused a password login")
-            return None
+        outcome = check_login(session=session, identifier=identifier, password=password)
+        if outcome.user is None:
+            return None, outcome.refusal or "refused"
         session.commit()  # keeps an upgraded (re-hashed) password
-        return _chainlit_user(user, "credentials")
+        return _chainlit_user(outcome.user, "credentials"), ""
 
 
 def active_account(engine: Engine, identifier: str, provider: str) -> cl.User | None:
@@ -72,16 +89,83 @@ def user_id_of(user: cl.User | cl.PersistedUser | None) -> uuid.UUID:
     return uuid.UUID(str(value))
 
 
-async def password_login(engine: Engine, username: str, password: str) -> cl.User | None:
-    """Chainlit's password callback, given the app's engine."""
-    return await asyncio.to_thread(check_password, engine, username, password)
+@dataclass
+class LoginRefused(Exception):
+    """A login refused for another reason than wrong credentials (HTTP status and
+    the sentence saying why)."""
+
+    status: int
+    message: str
+    retry_after: int | None = None
 
 
-async def oauth_login(engine: Engine, provider_id: str, default_user: cl.User) -> cl.User | None:
+def _shown(login: str) -> str:
+    # repr: a login with a newline cannot forge a second log line.
+    return repr(login.strip()[:100])
+
+
+class PasswordLogin:
+    """A password login as the web app runs it (blocking: call it in a thread)."""
+
+    def __init__(self, *, engine: Engine, throttle: LoginThrottle, sessions: SessionGate) -> None:
+        self._engine = engine
+        self._throttle = throttle
+        self._sessions = sessions
+
+    def __call__(self, login: str, password: str, *, address: str | None) -> cl.User | None:
+        """The session's user, None for wrong credentials; raises `LoginRefused` when
+        throttled (429) or when the database is unreachable (503)."""
+        try:
+            wait = self._throttle.retry_after(login, address)
+            if wait is not None:
+                log.warning(
+                    "refused login %s from %s: too many failed attempts (retry in %d s)",
+                    _shown(login),
+                    address,
+                    wait,
+                )
+                raise LoginRefused(429, TOO_MANY_ATTEMPTS, retry_after=wait)
+            user, why = _check(self._engine, login, password)
+            if user is None:
+                self._throttle.failed(login, address)
+                log.warning("refused login %s from %s: %s", _shown(login), address, why)
+                return None
+            user = self._sessions.start(user, provider="credentials", client_address=address)
+        except LoginRefused:
+            raise
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            monitor.failed(error, during="a login")
+            raise LoginRefused(503, SERVICE_UNAVAILABLE, retry_after=5) from None
+        monitor.succeeded()
+        log.info("login %s from %s", _shown(login), address)
+        return user
+
+
+async def oauth_login(
+    engine: Engine,
+    provider_id: str,
+    default_user: cl.User,
+    *,
+    sessions: SessionGate | None = None,
+    address: str | None = None,
+) -> cl.User | None:
     """Chainlit's OAuth callback, given the app's engine: the provider's login must
-    name an enabled account (matched by login or email)."""
+    name an enabled account (matched by login or email). With `sessions`, the login
+    starts a session like a password login does."""
     identifier = default_user.identifier.strip().lower()
     user = await asyncio.to_thread(active_account, engine, identifier, provider_id)
     if user is None:
-        log.info("refused an OAuth login from %s: no enabled account", provider_id)
+        log.warning(
+            "refused OAuth login %s from %s via %s: no enabled account",
+            _shown(identifier),
+            address,
+            provider_id,
+        )
+        return None
+    if sessions is not None:
+        user = await asyncio.to_thread(
+            sessions.start, user, provider=provider_id, client_address=address
+        )
     return user

@@ -10,6 +10,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -121,6 +122,22 @@ class Settings(BaseSettings):
     # Web server
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KB_PUBLIC_URL", "CHAINLIT_URL"),
+        description="The URL people open (behind a proxy); https turns on Secure cookies.",
+    )
+    security_headers: bool = True
+
+    # Sessions and logins
+    session_hours: float = Field(default=12.0, gt=0, description="How long a login lasts.")
+    login_max_failures: int = Field(default=20, ge=1, description="Per login name and window.")
+    login_max_failures_per_address: int = Field(default=100, ge=1)
+    login_failure_window_minutes: float = Field(default=15.0, gt=0)
+    login_throttle_storage: str = Field(
+        default="postgresql",
+        description="`postgresql` (the app's database) or a `limits` storage URI.",
+    )
 
     @field_validator("models_dir", mode="before")
     @classmethod
@@ -144,6 +161,18 @@ class Settings(BaseSettings):
     @property
     def pgdata_dir(self) -> Path:
         return self.resolved_data_dir / "pgdata"
+
+    @property
+    def public_origin(self) -> str | None:
+        """scheme://host[:port] of `public_url`, lower-case."""
+        if not self.public_url:
+            return None
+        parts = urlsplit(self.public_url.strip())
+        return f"{parts.scheme}://{parts.netloc}".lower() if parts.netloc else None
+
+    @property
+    def https(self) -> bool:
+        return (self.public_origin or "").startswith("https://")
 
     @property
     def max_file_bytes(self) -> int:

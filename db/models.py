@@ -34,6 +34,8 @@ __all__ = [
     "Element",
     "Feedback",
     "IndexRecord",
+    "LoginSession",
+    "LoginThrottle",
     "NotionConnection",
     "NotionPage",
     "NotionSync",
@@ -361,3 +363,30 @@ class SourceFile(Base):
     added_by: Mapped[uuid.UUID | None] = _user_ref()
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+
+
+class LoginSession(Base):
+    """One login: the signed session cookie names this row, and a request is admitted
+    only while it is neither revoked nor expired and its user is enabled."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    )
+    provider: Mapped[str] = mapped_column(Text, nullable=False, server_default="credentials")
+    client_address: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class LoginThrottle(Base):
+    """A fixed-window counter of failed logins (key: login name or client address)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

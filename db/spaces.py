@@ -47,6 +47,7 @@ __all__ = [
     "require_role",
     "require_space",
     "set_role",
+    "sole_owner_of",
     "space_access",
 ]
 
@@ -305,6 +306,26 @@ def remove_member(*, session: Session, space: Space, user: User) -> None:
         )
     session.delete(member)
     session.flush()
+
+
+def sole_owner_of(*, session: Session, user_id: uuid.UUID) -> list[str]:
+    """Names of the shared spaces whose only owner is this user."""
+    owners = sa.select(sa.func.count()).where(
+        SpaceMember.space_id == Space.id, SpaceMember.role == "owner"
+    )
+    return list(
+        session.scalars(
+            sa.select(Space.name)
+            .join(SpaceMember, SpaceMember.space_id == Space.id)
+            .where(
+                Space.kind == "shared",
+                SpaceMember.user_id == user_id,
+                SpaceMember.role == "owner",
+                owners.correlate(Space).scalar_subquery() == 1,
+            )
+            .order_by(Space.name)
+        )
+    )
 
 
 def list_members(*, session: Session, space: Space) -> list[SpaceMemberRow]:

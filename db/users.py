@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from typing import Literal
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from db.errors import InvalidInput, NotFound
-from db.models import User
+from db.login_sessions import revoke_user_sessions
+from db.models import Element, StoredFile, Thread, User
 from db.passwords import hash_password, needs_rehash, verify_password
-from db.spaces import create_personal_space
+from db.spaces import create_personal_space, sole_owner_of
 
 __all__ = [
+    "DeletedUser",
+    "LoginCheck",
     "add_user",
     "authenticate",
+    "check_login",
+    "delete_user",
     "get_user",
     "list_users",
     "normalize_identifier",
@@ -105,28 +114,103 @@ def list_users(*, session: Session) -> list[User]:
 
 
 def set_active(*, session: Session, identifier: str, active: bool) -> User:
+    """Enable or disable a login; disabling also ends the user's open sessions."""
     user = require_user(session=session, identifier=identifier)
     user.is_active = active
     user.updated_at = sa.func.now()
+    if not active:
+        revoke_user_sessions(session=session, user_id=user.id)
     session.flush()
     return user
 
 
 def set_password(*, session: Session, identifier: str, password: str) -> User:
+    """Replace the password and end every open session (a stolen cookie dies with it)."""
     _check_password(password)
     user = require_user(session=session, identifier=identifier)
     user.password_hash = hash_password(password)
     user.updated_at = sa.func.now()
+    revoke_user_sessions(session=session, user_id=user.id)
     session.flush()
     return user
 
 
-def authenticate(*, session: Session, identifier: str, password: str) -> User | None:
-    """The active user whose password matches, else None. Upgrades old hashes."""
+@dataclass(frozen=True)
+class DeletedUser:
+    identifier: str
+    chats: int
+    attachments: int
+
+
+def delete_user(*, session: Session, identifier: str) -> DeletedUser:
+    """Delete a user and everything that is theirs (chats, attachments, sessions, their
+    personal space with its documents and Notion state, usage logs: the foreign keys
+    cascade). What they added to shared spaces stays there. Refused while they are the
+    last owner of a shared space: that space would have nobody to manage it."""
+    user = require_user(session=session, identifier=identifier)
+    orphaned = sole_owner_of(session=session, user_id=user.id)
+    if orphaned:
+        names = ", ".join(repr(name) for name in orphaned)
+        raise InvalidInput(
+            f"{user.identifier} is the last owner of {names}.",
+            hint="Make someone else an owner first (kb spaces set-role), or delete the space.",
+        )
+    thread_ids = sa.select(Thread.id).where(Thread.userId == user.id)
+    # Attachments stored before their owner was recorded have a NULL user_id: find
+    # them through the user's chats, which is how ownership is checked when serving.
+    keys = sa.select(Element.objectKey).where(
+        Element.threadId.in_(thread_ids), Element.objectKey.is_not(None)
+    )
+    chats = session.scalar(sa.select(sa.func.count()).select_from(thread_ids.subquery())) or 0
+    files = session.execute(
+        sa.delete(StoredFile).where(
+            sa.or_(StoredFile.user_id == user.id, StoredFile.object_key.in_(keys))
+        )
+    )
+    session.delete(user)
+    session.flush()
+    return DeletedUser(
+        identifier=user.identifier,
+        chats=int(chats),
+        attachments=int(files.rowcount),  # type: ignore[attr-defined]
+    )
+
+
+RefusalReason = Literal["unknown login", "disabled", "wrong password"]
+
+
+@dataclass(frozen=True)
+class LoginCheck:
+    """The outcome of a password check: the user, or why there is none."""
+
+    user: User | None
+    refusal: RefusalReason | None = None
+
+
+@cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def check_login(*, session: Session, identifier: str, password: str) -> LoginCheck:
+    """Check a login and password, spending the same hashing work whether or not the
+    login exists or is enabled (no probing of login names by timing). Upgrades old
+    hashes of successful logins."""
     user = get_user(session=session, identifier=identifier)
-    if user is None or not user.is_active or not verify_password(password, user.password_hash):
-        return None
-    if user.password_hash and needs_rehash(user.password_hash):
+    stored = user.password_hash if user is not None and user.password_hash else _dummy_hash()
+    matches = verify_password(password, stored)
+    if user is None:
+        return LoginCheck(None, "unknown login")
+    if not matches or not user.password_hash:
+        return LoginCheck(None, "wrong password")
+    if not user.is_active:
+        return LoginCheck(None, "disabled")
+    if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         session.flush()
-    return user
+    return LoginCheck(user)
+
+
+def authenticate(*, session: Session, identifier: str, password: str) -> User | None:
+    """The active user whose password matches, else None. Upgrades old hashes."""
+    return check_login(session=session, identifier=identifier, password=password).user

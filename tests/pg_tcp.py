@@ -52,6 +52,14 @@ class TcpServer:
     def stop(self) -> None:
         _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
 
+    def start(self) -> None:
+        """Start it again on the same port (after `stop`)."""
+        _pg_ctl_start(self.bin_dir, self.data, self.port)
+
+    def stop_if_running(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.stop()
+
 
 def _run(command: list[str]) -> None:
     result = subprocess.run(command, capture_output=True, text=True, user=_RUN_AS, check=False)
@@ -87,6 +95,12 @@ def start_tcp_server(root: Path, *, password: str, bin_dir: Path | None = None) 
         ]
     )
     port = free_port()
+    _pg_ctl_start(bin_dir, data, port)
+    return TcpServer(port=port, password=password, data=data, bin_dir=bin_dir)
+
+
+def _pg_ctl_start(bin_dir: Path, data: Path, port: int) -> None:
+    root = data.parent
     _run(
         [
             str(bin_dir / "pg_ctl"),
@@ -96,8 +110,7 @@ def start_tcp_server(root: Path, *, password: str, bin_dir: Path | None = None) 
             str(root / "log"),
             "-w",
             "-o",
-            f"-h 127.0.0.1 -p {port} -k {sockets}",
+            f"-h 127.0.0.1 -p {port} -k {root / 'sock'}",
             "start",
         ]
     )
-    return TcpServer(port=port, password=password, data=data, bin_dir=bin_dir)

@@ -65,17 +65,24 @@ def test_the_app_gets_the_secret_and_its_root_but_not_ci(
     settings = make_settings(tmp_path)
     secret = settings.persistent_secret("chainlit_auth", None)
     assert settings.persistent_secret("chainlit_auth", None) == secret  # generated once
-    env = child_environment(settings, auth_secret=secret)
+    env = child_environment(settings, auth_secret=secret, port=8123)
     assert "CI" not in env
     assert env["CHAINLIT_AUTH_SECRET"] == secret
     assert env["KB_TOP_K"] == "7"
     assert env["KB_DATA_DIR"] == str(settings.resolved_data_dir)
     root = Path(env["CHAINLIT_APP_ROOT"])
-    assert root.parent == settings.resolved_data_dir
+    assert root.is_relative_to(settings.resolved_data_dir)
     for name, target in APP_ROOT_LINKS.items():
         if target.exists():
             assert (root / name).resolve() == target.resolve()
-    assert prepare_app_root(settings) == root  # idempotent
+    assert prepare_app_root(settings, port=8123) == root  # idempotent
+
+
+def test_each_server_has_its_own_upload_folder(tmp_path: Path) -> None:
+    # Chainlit deletes <root>/.files when it stops: two servers on one data
+    # directory must not share it.
+    settings = make_settings(tmp_path)
+    assert prepare_app_root(settings, port=8001) != prepare_app_root(settings, port=8002)
 
 
 def test_an_external_database_without_schema_is_refused_with_the_fix(

@@ -3,39 +3,52 @@
 Before starting the server: the schema (migrated here on the embedded default;
 an external database must have been set up with `kb setup`), the Chainlit auth
 secret (generated once, kept in the data directory), and a first admin account on
-a database without users. The app process gets its settings through the
-environment it inherits, like every other entry point.
+a database without users; two servers starting at once on a fresh database take
+turns (an advisory lock). The app process gets its settings through the
+environment it inherits, like every other entry point, and dies with `kb serve`
+even when `kb serve` is killed hard (Linux: PR_SET_PDEATHSIG), so no orphan keeps
+the port.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
+import sqlalchemy as sa
 import typer
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from chat_app.cli.output import console
 from chat_app.services import Services, open_services
 from chat_app.settings import Settings, load_settings
-from db.errors import SchemaOutOfDate
+from db.errors import KbError, SchemaOutOfDate
 from db.models import User
 from db.schema import check_schema
 from db.users import add_user
 
 __all__ = [
     "APP_MODULE",
+    "PortInUse",
+    "check_port_free",
     "child_environment",
     "ensure_admin",
     "ensure_schema",
     "prepare_app_root",
     "register",
     "serve",
+    "setup_lock",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -48,14 +61,24 @@ APP_ROOT_LINKS = {
 }
 
 
-def prepare_app_root(settings: Settings) -> Path:
-    """Chainlit's app root for this data directory: links to the project's config,
-    welcome page and assets, plus the instance's own `.files/` (uploads in flight).
+# Held while the schema and the first admin are prepared ("kb" + 1).
+_SETUP_LOCK_KEY = 0x6B620001
 
-    One root per data directory because Chainlit deletes `<root>/.files` when it
-    stops: two servers sharing a root would delete each other's uploads.
+
+class PortInUse(KbError):
+    """Another process listens on the port `kb serve` was asked to use."""
+
+
+def prepare_app_root(settings: Settings, *, port: int) -> Path:
+    """Chainlit's app root for this data directory and port: links to the project's
+    config, welcome page and assets, plus the instance's own `.files/` (uploads in
+    flight).
+
+    One root per server because Chainlit deletes `<root>/.files` when it stops: two
+    servers sharing a root would delete each other's uploads. Two servers never
+    share a port, and a restart on the same port reuses its root.
     """
-    root = settings.resolved_data_dir / "chainlit"
+    root = settings.resolved_data_dir / "chainlit" / f"port-{port}"
     root.mkdir(parents=True, exist_ok=True)
     for name, target in APP_ROOT_LINKS.items():
         link = root / name
@@ -64,6 +87,20 @@ def prepare_app_root(settings: Settings) -> Path:
         if target.exists() and not link.exists():
             link.symlink_to(target, target_is_directory=target.is_dir())
     return root
+
+
+@contextlib.contextmanager
+def setup_lock(engine: Engine) -> Iterator[None]:
+    """One process at a time prepares the database (schema, first admin): two
+    `kb serve` starting together on a fresh directory would both migrate."""
+    with engine.connect() as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_lock(_SETUP_LOCK_KEY)))
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(_SETUP_LOCK_KEY)))
+            conn.commit()
 
 
 def ensure_schema(services: Services) -> None:
@@ -109,17 +146,47 @@ def ensure_admin(services: Services) -> str | None:
     return None if configured else password
 
 
-def child_environment(settings: Settings, *, auth_secret: str) -> dict[str, str]:
+def child_environment(settings: Settings, *, auth_secret: str, port: int) -> dict[str, str]:
     """The app's environment: ours, plus what Chainlit needs, minus what misleads it."""
     env = dict(os.environ)
     # CI=true puts Chainlit in --ci mode (fake OpenAI key); DEBUG turns on its debug mode.
     for name in ("CI", "DEBUG"):
         env.pop(name, None)
     env["CHAINLIT_AUTH_SECRET"] = auth_secret
-    env["CHAINLIT_APP_ROOT"] = str(prepare_app_root(settings))
+    env["CHAINLIT_APP_ROOT"] = str(prepare_app_root(settings, port=port))
     env["KB_DATA_DIR"] = str(settings.resolved_data_dir)
+    if settings.public_url:  # Chainlit builds OAuth redirect URLs from it
+        env["CHAINLIT_URL"] = settings.public_url
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def _listener(port: int) -> str:
+    """Who listens on `port`, as "pid N: command", or "" when unknown."""
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                if conn.pid is None:
+                    return ""
+                command = " ".join(psutil.Process(conn.pid).cmdline())[:120]
+                return f"pid {conn.pid}: {command}"
+    except (psutil.Error, OSError):
+        return ""
+    return ""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail with one line (naming the listener) when `host:port` is taken."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            who = _listener(port)
+            raise PortInUse(
+                f"Port {port} on {host} is already in use" + (f" ({who})." if who else "."),
+                hint="Stop that process or choose another port with --port.",
+            ) from None
 
 
 def serve(
@@ -134,11 +201,13 @@ def serve(
     settings = load_settings()
     host = host or settings.host
     port = port or settings.port
+    check_port_free(host, port)
     services = open_services(settings, require_schema=False)
     try:
-        ensure_schema(services)
+        with setup_lock(services.engine):
+            ensure_schema(services)
+            password = ensure_admin(services)
         auth_secret = settings.persistent_secret("chainlit_auth", settings.chainlit_auth_secret)
-        password = ensure_admin(services)
         if password:
             console.print(
                 f"Created the admin account [bold]{settings.admin_user}[/] with password "
@@ -164,7 +233,8 @@ def serve(
             "--port",
             str(port),
         ]
-        code = _run_until_stopped(command, env=child_environment(settings, auth_secret=auth_secret))
+        env = child_environment(settings, auth_secret=auth_secret, port=port)
+        code = _run_until_stopped(command, env=env)
     finally:
         services.close()
     if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
@@ -179,7 +249,9 @@ def _run_until_stopped(command: list[str], *, env: dict[str, str]) -> int:
     Without this a service manager's SIGTERM would kill this process alone and leave
     the app and PostgreSQL running.
     """
-    child = subprocess.Popen(command, env=env, start_new_session=True)
+    child = subprocess.Popen(
+        command, env=env, start_new_session=True, preexec_fn=_dies_with(os.getpid())
+    )
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:
@@ -191,6 +263,24 @@ def _run_until_stopped(command: list[str], *, env: dict[str, str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _dies_with(parent: int) -> Callable[[], None] | None:
+    """A pre-exec hook making the child receive SIGTERM when `parent` dies, however it
+    dies (SIGKILL included), so it shuts down cleanly instead of keeping the port."""
+    if not sys.platform.startswith("linux"):
+        return None
+
+    def hook() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the hook ran
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return hook
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,7 @@
-"""`kb users add|list|disable|enable|set-password`."""
+"""`kb users add|list|disable|enable|set-password|delete`.
+
+Disabling a user, changing a password and deleting a user end the user's open
+sessions: a browser still logged in gets the login page at its next request."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from sqlalchemy.orm import Session
 from chat_app.cli.context import cli_services
 from chat_app.cli.output import console
 from db import users as repo
+from db.errors import InvalidInput
 
 app = typer.Typer(help="Manage the people who can log in.", no_args_is_help=True)
 
@@ -62,7 +66,7 @@ def _set_active(identifier: str, *, active: bool) -> None:
 
 @app.command("disable")
 def disable(identifier: str) -> None:
-    """Refuse further logins for a user (data is kept)."""
+    """Refuse further logins and end open sessions (data is kept)."""
     _set_active(identifier, active=False)
 
 
@@ -76,8 +80,30 @@ def enable(identifier: str) -> None:
 def set_password(
     identifier: str, password: str | None = typer.Option(None, help="Prompted for when omitted.")
 ) -> None:
-    """Replace a user's password."""
+    """Replace a user's password (ends the user's open sessions)."""
     with cli_services() as services, Session(services.engine) as session:
         repo.set_password(session=session, identifier=identifier, password=_password(password))
         session.commit()
         console.print(f"Password of {identifier} changed.")
+
+
+@app.command("delete")
+def delete(
+    identifier: str,
+    yes: bool = typer.Option(False, "--yes", help="Confirm: this cannot be undone."),
+) -> None:
+    """Delete a user with everything that is theirs: chats, attachments, indexed
+    documents, Notion connection, usage logs, sessions."""
+    if not yes:
+        raise InvalidInput(
+            f"Deleting {identifier} removes their chats, attachments and documents for good.",
+            hint=f"Run `kb users delete {identifier} --yes` to confirm "
+            f"(or `kb users disable {identifier}` to keep the data).",
+        )
+    with cli_services() as services, Session(services.engine) as session:
+        deleted = repo.delete_user(session=session, identifier=identifier)
+        session.commit()
+    console.print(
+        f"Deleted {deleted.identifier}: {deleted.chats} chats, "
+        f"{deleted.attachments} attachments, and everything else of theirs."
+    )

@@ -1,0 +1,153 @@
+"""`kb serve` in a subprocess on a free loopback port, for tests over real HTTP and
+socket.io: start it, wait for /health, log in, open sockets, stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import socketio
+
+from tests.pg_tcp import free_port
+
+KB = Path(sys.executable).with_name("kb")
+START_S = 180
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `condition` until it holds (bounded so a broken start fails, not hangs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def serve_env(database_url: str | None, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    env.pop("DATABASE_URL", None)
+    env.pop("CI", None)  # Chainlit's --ci mode
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    env.update(KB_DATA_DIR=str(data_dir), KB_ADMIN_PASSWORD="admin-password-1", KB_LLM="", **extra)
+    return env
+
+
+@dataclass
+class KbServer:
+    """A running `kb serve`: its base URL, process and log."""
+
+    base: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=120, **kwargs)
+
+    def login(self, login: str, password: str) -> httpx.Client:
+        """A client holding the session cookie of a successful login."""
+        client = self.client()
+        response = client.post("/login", data={"username": login, "password": password})
+        assert response.status_code == 200, response.text
+        return client
+
+    def healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"kb serve exited:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.base}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> int:
+        """SIGTERM (as a service manager would) and wait; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return int(self.process.returncode)
+
+
+def start_server(
+    cwd: Path, env: dict[str, str], *, port: int | None = None, log_name: str = "serve.log"
+) -> KbServer:
+    port = port or free_port()
+    log_path = cwd / log_name
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(KB), "serve", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return KbServer(base=f"http://127.0.0.1:{port}", port=port, process=process, log_path=log_path)
+
+
+@contextmanager
+def running_server(cwd: Path, env: dict[str, str], **kwargs: Any) -> Iterator[KbServer]:
+    server = start_server(cwd, env, **kwargs)
+    try:
+        wait_until(server.healthy, START_S, "kb serve to answer /health")
+        yield server
+    finally:
+        server.stop()
+
+
+async def socket_connects(
+    server: KbServer, *, token: str | None, origin: str | None = None, transport: str = "websocket"
+) -> bool:
+    """Whether Chainlit's socket.io endpoint accepts a connection with this cookie."""
+    async with aiohttp.ClientSession() as http:
+        client = socketio.AsyncClient(reconnection=False, http_session=http)
+        headers = {"Cookie": f"access_token={token}"} if token else {}
+        if origin:
+            headers["Origin"] = origin
+        return await _connects(client, server, headers, transport)
+
+
+async def _connects(
+    client: socketio.AsyncClient, server: KbServer, headers: dict[str, str], transport: str
+) -> bool:
+    try:
+        await client.connect(
+            server.base,
+            socketio_path="/ws/socket.io",
+            transports=[transport],
+            headers=headers,
+            auth={
+                "sessionId": str(uuid.uuid4()),
+                "clientType": "webapp",
+                "userEnv": "{}",
+                "chatProfile": None,
+                "threadId": None,
+            },
+            wait_timeout=60,
+        )
+    except socketio.exceptions.ConnectionError:
+        return False
+    await client.disconnect()
+    return True
+
+
+THREADS_PAGE = {"pagination": {"first": 20}, "filter": {}}
