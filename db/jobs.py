@@ -78,6 +78,7 @@ class JobRow:
     error: str | None
     result: dict[str, Any]
     attempts: int
+    worker: str | None
     thread_id: str | None
     step_id: str | None
     step_final: bool
@@ -245,11 +246,14 @@ def _update(connection: Connection, job_id: int, **values: Any) -> bool:
     return bool(result.rowcount)
 
 
-def mark_started(connection: Connection, *, job_id: int, attempts: int, message: str) -> bool:
+def mark_started(
+    connection: Connection, *, job_id: int, attempts: int, worker: str | None, message: str
+) -> bool:
     """A worker took the job (again); False when the job row is gone."""
     return _update(
         connection,
         job_id,
+        worker=worker,
         status="running",
         phase="starting",
         message=message,

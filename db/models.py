@@ -388,6 +388,7 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    worker: Mapped[str | None] = mapped_column(Text)  # who runs (ran) it: host:pid/queue
     thread_id: Mapped[str | None] = mapped_column(Text)
     step_id: Mapped[str | None] = mapped_column(Text)
     step_final: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")

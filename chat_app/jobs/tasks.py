@@ -169,7 +169,11 @@ def _job_task(
         engine = services.engine
         with engine.begin() as conn:
             started = repo.mark_started(
-                conn, job_id=job.id, attempts=job.attempts, message="Starting…"
+                conn,
+                job_id=job.id,
+                attempts=job.attempts,
+                worker=context.worker_name,
+                message="Starting…",
             )
             row = repo.get_job(conn, job_id=job.id)
         if not started or row is None:

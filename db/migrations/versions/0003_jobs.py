@@ -66,6 +66,8 @@ def upgrade() -> None:
         sa.Column("error", sa.Text),
         sa.Column("result", JSONB, nullable=False, server_default="{}"),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        # The worker running it (or that ran it last): host:pid/queue.
+        sa.Column("worker", sa.Text),
         sa.Column("thread_id", sa.Text),
         sa.Column("step_id", sa.Text),
         # The chat step shows the final state (set by the web process that wrote it).
