@@ -27,7 +27,7 @@ from procrastinate import App, PsycopgConnector, SyncPsycopgConnector
 from procrastinate.exceptions import AlreadyEnqueued
 from sqlalchemy.engine import Connection, make_url
 
-from chat_app.jobs.tasks import (
+from chat_app.jobs.registry import (
     QUEUE_INGEST,
     TASK_DELETE_SOURCE,
     TASK_INDEX_FILE,

@@ -21,7 +21,7 @@ from contextlib import suppress
 from typing import Any
 
 from chat_app.jobs.queue import JobQueue
-from chat_app.jobs.tasks import QUEUE_INGEST, QUEUE_MAINTENANCE
+from chat_app.jobs.registry import QUEUE_INGEST, QUEUE_MAINTENANCE
 from chat_app.services import Services
 from db import jobs as repo
 from db.job_schema import check_job_schema

@@ -1,38 +1,30 @@
-"""The work kb does in the background, as procrastinate tasks, and what each one tells people.
+"""The work kb's jobs do (index a file, sync Notion, remove a source), and what each one
+tells people.
 
 Each job has a row in `jobs` (same id as procrastinate's) with everything the task
 needs: which space, on whose behalf, which source; an uploaded file's bytes wait in
 `job_files`. A task reads its row, does the work with the worker's `Services` (the
 embedding model is loaded once per worker process), and keeps the row current:
 progress while it runs, then the outcome, or the reason it failed or will be retried.
-
-Queues: `ingest` for indexing, Notion syncs and removals (one at a time per source,
-by procrastinate's `lock`), `maintenance` for the short periodic tasks (re-queueing
-jobs of dead workers, the Notion schedule, clearing old jobs), so a long indexing
-job never delays them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from procrastinate import App, JobContext
+from procrastinate import JobContext
 from procrastinate.exceptions import JobAborted
 from procrastinate.job_context import AbortReason
-from procrastinate.jobs import Status
 
 from chat_app.jobs.describe import file_result_line, notion_report_line
 from chat_app.jobs.progress import JobProgress, JobStopping
 from chat_app.jobs.retry import JobRetry
-from chat_app.settings import Settings
 from db import jobs as repo
 from db.errors import KbError
 from db.jobs import JobRow
@@ -42,30 +34,11 @@ from ingest.files import ingest_file
 from ingest.indexing import delete_source
 
 if TYPE_CHECKING:
-    from chat_app.jobs.queue import JobQueue
     from chat_app.services import Services
 
-__all__ = [
-    "QUEUE_INGEST",
-    "QUEUE_MAINTENANCE",
-    "TASK_DELETE_SOURCE",
-    "TASK_INDEX_FILE",
-    "TASK_NOTION_SYNC",
-    "JobFailed",
-    "every",
-    "register_tasks",
-]
+__all__ = ["JobFailed", "delete_source_task", "index_file_task", "notion_sync_task", "services_of"]
 
 log = logging.getLogger(__name__)
-
-QUEUE_INGEST = "ingest"
-QUEUE_MAINTENANCE = "maintenance"
-TASK_INDEX_FILE = "kb.index_file"
-TASK_NOTION_SYNC = "kb.notion_sync"
-TASK_DELETE_SOURCE = "kb.delete_source"
-TASK_RETRY_STALLED = "kb.retry_stalled"
-TASK_SCHEDULE_NOTION = "kb.schedule_notion"
-TASK_CLEANUP = "kb.remove_old_jobs"
 
 
 class JobFailed(KbError):
@@ -77,50 +50,6 @@ class Outcome:
     phase: str
     message: str
     result: dict[str, Any] = field(default_factory=dict)
-
-
-def every(seconds: float) -> str:
-    """A cron line for "every `seconds`" (procrastinate's 6th column is seconds)."""
-    if seconds >= 60:
-        return "* * * * *"
-    step = max(1, int(seconds))
-    return f"* * * * * */{step}"
-
-
-def register_tasks(app: App, settings: Settings) -> None:
-    """Declare kb's tasks (and the periodic ones, timed by the settings) on `app`."""
-    retry = JobRetry(max_attempts=settings.job_max_attempts, first_wait=settings.job_retry_seconds)
-    for name, body in (
-        (TASK_INDEX_FILE, _index_file),
-        (TASK_NOTION_SYNC, _notion_sync),
-        (TASK_DELETE_SOURCE, _delete_source),
-    ):
-        app.task(name=name, queue=QUEUE_INGEST, pass_context=True, retry=retry)(
-            _job_task(body, retry)
-        )
-    stalled = app.task(
-        name=TASK_RETRY_STALLED,
-        queue=QUEUE_MAINTENANCE,
-        pass_context=True,
-        queueing_lock=TASK_RETRY_STALLED,
-    )(retry_stalled)
-    # Check twice per stall period, at least every minute.
-    app.periodic(cron=every(min(60.0, settings.worker_stalled_seconds / 2)), periodic_id="stalled")(
-        stalled
-    )
-    interval = settings.notion_sync_interval_seconds
-    if interval is not None:
-        schedule = app.task(
-            name=TASK_SCHEDULE_NOTION,
-            queue=QUEUE_MAINTENANCE,
-            pass_context=True,
-            queueing_lock=TASK_SCHEDULE_NOTION,
-        )(schedule_notion)
-        app.periodic(cron=every(min(60.0, interval)), periodic_id="notion")(schedule)
-    cleanup = app.task(
-        name=TASK_CLEANUP, queue=QUEUE_MAINTENANCE, pass_context=True, queueing_lock=TASK_CLEANUP
-    )(remove_old_jobs)
-    app.periodic(cron="17 3 * * *", periodic_id="cleanup")(cleanup)
 
 
 # -- running one job -------------------------------------------------------------------
@@ -153,7 +82,8 @@ class _Run:
         require_role(access, "editor", action=action)
 
 
-def _services(context: JobContext) -> Services:
+def services_of(context: JobContext) -> Services:
+    """The worker's `Services`, handed to every task in its context."""
     return context.additional_context["services"]
 
 
@@ -163,7 +93,7 @@ def _job_task(
     """Wrap a task body: start the row, run, and record the outcome or the failure."""
 
     def task(context: JobContext) -> dict[str, Any]:
-        services = _services(context)
+        services = services_of(context)
         job = context.job
         assert job.id is not None
         engine = services.engine
@@ -365,81 +295,13 @@ def _delete_source(run: _Run) -> Outcome:
     return Outcome("removed", f"Removed {row.title} ({removed} chunks).", {"removed": removed})
 
 
-# -- periodic maintenance ------------------------------------------------------------------
+def index_file_task(retry: JobRetry) -> Callable[[JobContext], dict[str, Any]]:
+    return _job_task(_index_file, retry)
 
 
-async def retry_stalled(context: JobContext, timestamp: int) -> dict[str, int]:
-    """Jobs of workers that stopped sending heartbeats (killed, machine lost) go back in
-    the queue for another worker; one that killed its worker too often fails."""
-    services = _services(context)
-    settings = services.settings
-    manager = context.app.job_manager
-    stalled = await manager.get_stalled_jobs(
-        seconds_since_heartbeat=settings.worker_stalled_seconds
-    )
-    requeued = failed = 0
-    for job in stalled:
-        assert job.id is not None
-        if job.id == context.job.id:
-            continue
-        if job.attempts + 1 >= settings.job_max_attempts:
-            await manager.finish_job(job=job, status=Status.FAILED, delete_job=False)
-            await asyncio.to_thread(_mark_lost, services, job.id, give_up=True)
-            failed += 1
-        else:
-            await manager.retry_job(job)
-            await asyncio.to_thread(_mark_lost, services, job.id, give_up=False)
-            requeued += 1
-    if requeued or failed:
-        log.warning("jobs of stopped workers: %s queued again, %s failed", requeued, failed)
-    return {"requeued": requeued, "failed": failed}
+def notion_sync_task(retry: JobRetry) -> Callable[[JobContext], dict[str, Any]]:
+    return _job_task(_notion_sync, retry)
 
 
-def _mark_lost(services: Services, job_id: int, *, give_up: bool) -> None:
-    with services.engine.begin() as conn:
-        if give_up:
-            reason = "the worker running it stopped during every try (see the worker logs)."
-            repo.finish_job(
-                conn,
-                job_id=job_id,
-                status="failed",
-                phase="failed",
-                message=f"Failed: {reason}",
-                error=reason,
-            )
-        else:
-            repo.mark_requeued(
-                conn,
-                job_id=job_id,
-                status="queued",
-                message="Queued again: the worker running it stopped; another one will take it.",
-                error=None,
-            )
-
-
-def schedule_notion(context: JobContext, timestamp: int) -> dict[str, int]:
-    """Queue a sync of every connected space whose last sync is older than the interval
-    (`timestamp` is the tick's own time, so a late tick decides as if on time)."""
-    services = _services(context)
-    queue: JobQueue = context.additional_context["queue"]
-    interval = services.settings.notion_sync_interval_seconds
-    if interval is None:
-        return {"queued": 0}
-    now = datetime.fromtimestamp(timestamp, UTC)
-    with services.engine.begin() as conn:
-        due = repo.due_notion_syncs(conn, now=now, interval_seconds=interval)
-    for space_id in due:
-        queue.enqueue_notion_sync(space_id=space_id, requested_by=None, origin="schedule")
-    return {"queued": len(due)}
-
-
-async def remove_old_jobs(context: JobContext, timestamp: int) -> None:
-    """Delete jobs that ended more than `KB_JOB_RETENTION_DAYS` ago, failed ones too (their
-    rows in `jobs` and any stored file go with them)."""
-    days = _services(context).settings.job_retention_days
-    await context.app.job_manager.delete_old_jobs(
-        nb_hours=max(1, int(days * 24)),
-        include_failed=True,
-        include_cancelled=True,
-        include_aborted=True,
-    )
+def delete_source_task(retry: JobRetry) -> Callable[[JobContext], dict[str, Any]]:
+    return _job_task(_delete_source, retry)
