@@ -246,10 +246,8 @@ def _update(connection: Connection, job_id: int, **values: Any) -> bool:
     return bool(result.rowcount)
 
 
-def mark_started(
-    connection: Connection, *, job_id: int, attempts: int, worker: str | None, message: str
-) -> bool:
-    """A worker took the job (again); False when the job row is gone."""
+def mark_started(connection: Connection, *, job_id: int, worker: str | None, message: str) -> bool:
+    """A worker took the job (again: `attempts` counts the starts); False when the row is gone."""
     return _update(
         connection,
         job_id,
@@ -260,7 +258,7 @@ def mark_started(
         error=None,
         done=None,
         total=None,
-        attempts=attempts,
+        attempts=_jobs.c.attempts + 1,
         started_at=sa.func.now(),
         finished_at=None,
     )

@@ -387,7 +387,7 @@ class Job(Base):
     message: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
-    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")  # starts
     worker: Mapped[str | None] = mapped_column(Text)  # who runs (ran) it: host:pid/queue
     thread_id: Mapped[str | None] = mapped_column(Text)
     step_id: Mapped[str | None] = mapped_column(Text)

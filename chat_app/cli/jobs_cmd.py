@@ -89,7 +89,7 @@ def show(job_id: int = typer.Argument(..., help="The id from `kb jobs list`.")) 
         ("status", f"[{_STYLE.get(row.status, '')}]{row.status}[/]"),
         ("now", job_line(row)),
         ("progress", f"{row.done}/{row.total}" if row.total else ""),
-        ("tries", str(row.attempts + 1)),
+        ("tries", str(row.attempts)),
         ("worker", row.worker or ""),
         ("error", row.error or ""),
         ("created", when(row.created_at)),

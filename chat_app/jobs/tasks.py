@@ -101,7 +101,6 @@ def _job_task(
             started = repo.mark_started(
                 conn,
                 job_id=job.id,
-                attempts=job.attempts,
                 worker=context.worker_name,
                 message="Starting…",
             )
