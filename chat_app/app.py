@@ -32,6 +32,8 @@ from chat_app.handlers.ask import ANSWER_KIND, answer_question
 from chat_app.handlers.citations import strip_footer
 from chat_app.handlers.commands import parse_command, send_chat_setup, starters
 from chat_app.handlers.history import name_thread_after_question, restore_memory
+from chat_app.handlers.job_messages import announce_end
+from chat_app.handlers.jobs import reattach_jobs, show_jobs
 from chat_app.handlers.session import (
     chat_options,
     current_user_id,
@@ -236,6 +238,12 @@ async def _resume(thread: ThreadDict) -> None:
     await send_chat_setup(
         services.settings, await _my_spaces(services), cl.user_session.get("chat_settings")
     )
+    # Uploads and syncs started in this chat and still running (or ended while nobody
+    # watched): their steps follow the jobs again in this session.
+    user_id = current_user_id()
+    await reattach_jobs(
+        services, thread["id"], on_end=lambda row: announce_end(services, user_id, row)
+    )
 
 
 @cl.on_settings_update
@@ -291,6 +299,8 @@ async def _handle_message(message: cl.Message) -> None:
         await show_sources(services=services, user_id=user_id)
     elif parsed.name == "forget":
         await forget_source(parsed.argument, services=services, user_id=user_id)
+    elif parsed.name == "jobs":
+        await show_jobs(services=services, user_id=user_id, spaces=spaces)
     elif parsed.name == "notion":
         space = find_space(spaces, parsed.argument) if parsed.argument else _personal(spaces)
         await notion.notion_menu(services=services, user_id=user_id, space=space)

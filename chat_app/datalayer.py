@@ -67,6 +67,8 @@ _OWN_ELEMENT = sa.text(
     WHERE e.id = :element_id AND e."threadId" = :thread_id AND t."userId" = :user_id
     """
 )
+# The steps among these that show a background job (which outlives any web process).
+_JOB_STEPS = sa.text("SELECT step_id FROM jobs WHERE step_id = ANY(:step_ids)")
 _INTERRUPTED = "interrupted: the server stopped before it finished. Send the file again."
 
 
@@ -161,9 +163,13 @@ class KbDataLayer(SQLAlchemyDataLayer):
     async def mark_interrupted_steps(
         self, thread: ThreadDict, *, user_id: uuid.UUID, started_before: str
     ) -> list[StepDict]:
-        """Tool steps of `thread` (uploads) that never ended and began before this
-        process started: their process died. Each says so, in the database and in
-        `thread` (which the resumed chat then shows)."""
+        """Tool steps of `thread` that never ended and began before this process
+        started: their process died. Each says so, in the database and in `thread`
+        (which the resumed chat then shows).
+
+        A step that shows a background job (`jobs.step_id`: an upload, a Notion sync)
+        is left alone: the job lives on in the queue whatever happened to this process,
+        and the resumed chat follows it again (`chat_app/handlers/jobs.py`)."""
         open_steps = [
             step
             for step in thread.get("steps") or []
@@ -173,6 +179,11 @@ class KbDataLayer(SQLAlchemyDataLayer):
         ]
         if not open_steps or _uuid(thread.get("id")) is None:
             return []
+        job_steps = await self._fetch(
+            _JOB_STEPS, step_ids=[str(step.get("id")) for step in open_steps]
+        )
+        followed = {str(row["step_id"]) for row in job_steps}
+        open_steps = [step for step in open_steps if str(step.get("id")) not in followed]
         marked: list[StepDict] = []
         for step in open_steps:
             progress = str(step.get("output") or "").rstrip("…. ")

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
@@ -37,6 +37,9 @@ from ingest.loaders.options import ArchiveLimits, OcrOptions
 from ingest.notion.service import NotionOptions
 from retrieval.chain import AnswerChain, AnswerConfig
 from retrieval.retriever import Retriever
+
+if TYPE_CHECKING:
+    from chat_app.jobs.queue import JobQueue
 
 __all__ = ["Services", "open_services", "resolve_database"]
 
@@ -79,6 +82,7 @@ class Services:
     _storage_engine: AsyncEngine | None = field(default=None, repr=False)
     _retriever: Retriever | None = field(default=None, repr=False)
     _chain: AnswerChain | None = field(default=None, repr=False)
+    _job_queue: JobQueue | None = field(default=None, repr=False)
 
     # -- shared resources ---------------------------------------------------------
 
@@ -164,6 +168,15 @@ class Services:
                     ),
                 )
             return self._chain
+
+    def job_queue(self) -> JobQueue:
+        """The background job queue (procrastinate) on this database."""
+        from chat_app.jobs.queue import JobQueue
+
+        with self._lock:
+            if self._job_queue is None:
+                self._job_queue = JobQueue(self)
+            return self._job_queue
 
     # -- options handed to the lower packages ----------------------------------------
 

@@ -106,6 +106,36 @@ class Settings(BaseSettings):
     )
     notion_requests_per_second: float = 3.0
     notion_max_retries: int = 5
+    notion_sync_interval_minutes: float = Field(
+        default=60.0,
+        ge=0,
+        description="Re-sync every Notion connection this often (minutes); 0 or off = never.",
+    )
+
+    # Background jobs (procrastinate, in the same PostgreSQL)
+    workers: int = Field(
+        default=1, ge=0, description="Worker processes `kb serve` starts; 0 = web only."
+    )
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once.")
+    worker_nice: int = Field(
+        default=10, ge=0, le=19, description="CPU niceness of worker processes (chat first)."
+    )
+    worker_torch_threads: int = Field(
+        default=0, ge=0, description="Torch threads in a worker; 0 = torch's default."
+    )
+    worker_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    worker_stalled_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A worker silent this long is dead: its jobs are retried elsewhere.",
+    )
+    job_max_attempts: int = Field(default=5, ge=1, description="Tries for transient errors.")
+    job_retry_seconds: float = Field(
+        default=10.0, ge=0, description="Wait before the first retry (doubles each time)."
+    )
+    job_retention_days: float = Field(
+        default=30.0, gt=0, description="Finished jobs (and failed uploads) kept this long."
+    )
 
     # Secrets
     secret_key: SecretStr | None = Field(
@@ -144,6 +174,19 @@ class Settings(BaseSettings):
     def _empty_means_unset(cls, value: object) -> object:
         # `KB_MODELS_DIR=` (as in .env.example) would otherwise be Path("") = the cwd.
         return None if value == "" else value
+
+    @field_validator("notion_sync_interval_minutes", mode="before")
+    @classmethod
+    def _off_is_zero(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in {"off", "never", "false", "no"}:
+            return 0.0
+        return value
+
+    @property
+    def notion_sync_interval_seconds(self) -> float | None:
+        """The schedule of Notion re-syncs in seconds, or None when it is off."""
+        minutes = self.notion_sync_interval_minutes
+        return minutes * 60 if minutes > 0 else None
 
     @cached_property
     def resolved_data_dir(self) -> Path:

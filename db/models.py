@@ -34,6 +34,8 @@ __all__ = [
     "Element",
     "Feedback",
     "IndexRecord",
+    "Job",
+    "JobFile",
     "LoginSession",
     "LoginThrottle",
     "NotionConnection",
@@ -390,3 +392,52 @@ class LoginThrottle(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     hits: Mapped[int] = mapped_column(Integer, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Job(Base):
+    """kb's view of a background job, keyed by procrastinate's job id (`procrastinate_jobs.id`,
+    deleted with it): what it does, for whom, its progress and its outcome."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(Text, nullable=False)  # index_file|notion_sync|delete_source
+    space_id: Mapped[uuid.UUID] = _space_fk()
+    requested_by: Mapped[uuid.UUID | None] = _user_ref()  # None: the schedule
+    origin: Mapped[str] = mapped_column(Text, nullable=False)  # chat|cli|schedule
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    source_type: Mapped[str | None] = mapped_column(Text)
+    source_id: Mapped[str | None] = mapped_column(Text)
+    # queued|running|retrying|done|failed|cancelled
+    status: Mapped[str] = mapped_column(Text, nullable=False, server_default="queued")
+    phase: Mapped[str] = mapped_column(Text, nullable=False, server_default="queued")
+    done: Mapped[int | None] = mapped_column(Integer)
+    total: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")  # starts
+    worker: Mapped[str | None] = mapped_column(Text)  # who runs (ran) it: host:pid/queue
+    thread_id: Mapped[str | None] = mapped_column(Text)
+    step_id: Mapped[str | None] = mapped_column(Text)
+    step_final: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
+    created_at: Mapped[datetime] = _now()
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _now()
+
+
+class JobFile(Base):
+    """The bytes of a file waiting for its indexing job (deleted once indexed)."""
+
+    __tablename__ = "job_files"
+
+    job_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    filename: Mapped[str] = mapped_column(Text, nullable=False)
+    mime: Mapped[str | None] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(Text, nullable=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = _now()

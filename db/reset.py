@@ -10,6 +10,7 @@ from __future__ import annotations
 from psycopg import sql
 from sqlalchemy.engine import Engine
 
+from db.job_schema import drop_procrastinate_schema
 from db.schema import REQUIRED_TABLES, upgrade_to_head, vector_dimension
 
 __all__ = ["reset_database"]
@@ -29,4 +30,6 @@ def reset_database(engine: Engine, *, embedding_dimension: int | None = None) ->
         assert raw is not None
         with raw.cursor() as cursor:
             cursor.execute(statement)
+        # The job queue's tables, functions and types (revision 0004 creates them again).
+        drop_procrastinate_schema(connection)
     upgrade_to_head(engine, embedding_dimension=dimension)

@@ -77,6 +77,9 @@ class FileResult:
     deleted: int = 0
     skipped: int = 0
     error: str | None = None
+    # The error was not the file's fault (a dropped connection, a bug): trying again may
+    # work. Errors people can act on (`KbError`: corrupt, encrypted, too large) are not.
+    retryable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -338,7 +341,13 @@ def _failure(name: str, exc: Exception) -> FileResult:
         f"{name} could not be indexed ({type(exc).__name__}: {exc}). Nothing was changed "
         "for this file; try again, and report the error if it persists."
     )
-    return FileResult(name=name, source_id=name, status="error", error=_one_line(name, message))
+    return FileResult(
+        name=name,
+        source_id=name,
+        status="error",
+        error=_one_line(name, message),
+        retryable=True,
+    )
 
 
 def _quiet(_message: str) -> None:

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Engine
 import tests.test_llm_openai_stub as openai_stub
 from chat_app.handlers.ask import answer_question
 from chat_app.handlers.history import name_thread_after_question
-from chat_app.handlers.upload import ingest_uploads
 from chat_app.services import Services
 from tests.app_fixtures import (
     app_services,
@@ -31,6 +30,7 @@ from tests.app_fixtures import (
     personal_access,
     services,
 )
+from tests.job_fixtures import index_uploads
 from tests.test_llm_openai_stub import StubServer, stub
 
 __all__ = ["app_services", "data_layer", "services", "stub"]  # fixtures, used by name
@@ -62,7 +62,7 @@ async def test_each_answer_cites_its_own_passages_shown_whole_with_the_quote_in_
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [
                 make_upload(tmp_path, "orchard.md", ORCHARD),
                 make_upload(tmp_path, "reactor.md", REACTOR),
@@ -104,7 +104,7 @@ async def test_an_llm_answers_panels_show_the_cited_passage_and_what_it_quoted(
     services = app_services(llm="openai:stub", llm_base_url=base_url, score_threshold=0.0)
     alice = make_user("alice")
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [make_upload(tmp_path, "orchard.md", ORCHARD)],
             services=services,
             user_id=alice.id,
@@ -132,7 +132,7 @@ async def test_an_empty_file_gets_its_line_with_the_other_files(
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice) as session:
-        outcomes = await ingest_uploads(
+        outcomes = await index_uploads(
             [make_upload(tmp_path, "orchard.md", ORCHARD), make_upload(tmp_path, "empty.pdf", b"")],
             services=services,
             user_id=alice.id,

@@ -22,7 +22,6 @@ from chat_app.handlers.history import memory_from_steps, restore_memory
 from chat_app.handlers.session import chat_options, get_history, remember_exchange
 from chat_app.handlers.sources import forget_source, show_sources
 from chat_app.handlers.spaces import user_spaces
-from chat_app.handlers.upload import ingest_uploads
 from chat_app.services import Services
 from tests.app_fixtures import (
     REACTOR,
@@ -37,6 +36,7 @@ from tests.app_fixtures import (
     settle,
 )
 from tests.format_factory import write_pptx
+from tests.job_fixtures import finish, index_uploads
 
 __all__ = ["app_services", "data_layer", "services"]  # fixtures, used by name
 
@@ -49,7 +49,7 @@ async def test_answer_streams_and_cites_sources_as_side_elements_named_in_the_te
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
@@ -79,7 +79,7 @@ async def test_citations_name_the_slide_a_passage_comes_from(
     alice = make_user("alice")
     deck = write_pptx(tmp_path / "review.pptx").read_bytes()
     async with chainlit_context(alice):
-        outcomes = await ingest_uploads(
+        outcomes = await index_uploads(
             [make_upload(tmp_path, "review.pptx", deck)],
             services=services,
             user_id=alice.id,
@@ -107,7 +107,7 @@ async def test_a_user_never_gets_answers_from_another_users_documents(
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
@@ -142,7 +142,7 @@ async def test_an_uploaded_file_is_linked_from_its_citation(
         )
         await message.send()
         await settle()
-        await ingest_uploads(
+        await index_uploads(
             [upload], services=services, user_id=alice.id, space=personal_access(services, alice.id)
         )
     async with chainlit_context(alice, thread_id=thread_id):
@@ -218,7 +218,7 @@ async def test_resumed_chat_gets_its_memory_back_from_the_stored_steps(
     alice = make_user("alice")
     thread_id = str(uuid.uuid4())
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
@@ -302,7 +302,7 @@ async def test_sources_lists_and_forget_removes_one(
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [
                 make_upload(tmp_path, "reactor.md", REACTOR),
                 make_upload(tmp_path, "notes.txt", "Notes."),
@@ -313,9 +313,13 @@ async def test_sources_lists_and_forget_removes_one(
         )
     async with chainlit_context(alice):
         listing = await show_sources(services=services, user_id=alice.id)
-        partial = await forget_source("reac", services=services, user_id=alice.id)
-        missing = await forget_source("nothing-like-it", services=services, user_id=alice.id)
-        forgotten = await forget_source("reactor.md", services=services, user_id=alice.id)
+        partial = (await forget_source("reac", services=services, user_id=alice.id)).message
+        missing = (
+            await forget_source("nothing-like-it", services=services, user_id=alice.id)
+        ).message
+        forgotten = await finish(
+            await forget_source("reactor.md", services=services, user_id=alice.id), services
+        )
     assert "| reactor.md" in listing.content and "| notes.txt" in listing.content
     assert "Did you mean: `/forget reactor.md`?" in partial.content
     assert "No source matches" in missing.content
@@ -328,14 +332,14 @@ async def test_forget_cannot_touch_another_users_source(
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
             space=personal_access(services, alice.id),
         )
     async with chainlit_context(bob):
-        reply = await forget_source("reactor.md", services=services, user_id=bob.id)
+        reply = (await forget_source("reactor.md", services=services, user_id=bob.id)).message
         empty = await show_sources(services=services, user_id=bob.id)
     assert "No source matches" in reply.content
     assert "no indexed sources yet" in empty.content

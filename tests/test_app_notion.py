@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 from chat_app.handlers.notion import connect, notion_menu, resync
 from chat_app.services import Services
 from tests.app_fixtures import app_services, chainlit_context, emitted, personal_access, services
-from tests.fake_notion import FakeNotion
+from tests.fake_notion import FakeNotion, Fault
+from tests.job_fixtures import finish
 from tests.notion_fixtures import build_demo
 
 __all__ = ["app_services", "services"]  # fixtures, used by name
@@ -94,12 +95,20 @@ async def test_notion_resync_shows_progress_and_the_summary(
             token=demo.workspace.token,
             options=services.notion_options(),
         )
+        # A slow Notion: each page's blocks take a while, so the step shows pages pass by.
+        fake.add_fault(Fault(kind="blocks.children", delay=0.3, times=None))
         async with chainlit_context(alice) as session:
-            first = await resync(
-                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            first = await finish(
+                await resync(
+                    services=services, user_id=alice.id, space=personal_access(services, alice.id)
+                ),
+                services,
             )
-            second = await resync(
-                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            second = await finish(
+                await resync(
+                    services=services, user_id=alice.id, space=personal_access(services, alice.id)
+                ),
+                services,
             )
             status = await notion_menu(
                 services=services, user_id=alice.id, space=personal_access(services, alice.id)
@@ -110,6 +119,7 @@ async def test_notion_resync_shows_progress_and_the_summary(
     progress = [m["output"] for m in emitted(session, "update_message") if m["type"] == "tool"]
     assert any(p.startswith("Page ") for p in progress)
     assert f"Pages indexed: **{pages}**" in status.content and "Last sync:" in status.content
+    assert "Last run: " in status.content and "Next run: " in status.content
 
 
 async def test_notion_resync_without_a_connection_says_what_to_do(
@@ -117,8 +127,9 @@ async def test_notion_resync_without_a_connection_says_what_to_do(
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice):
-        msg = await resync(
+        started = await resync(
             services=services, user_id=alice.id, space=personal_access(services, alice.id)
         )
+        msg = await started.final()
     assert msg.content.startswith("**Notion sync failed:**")
     assert "not connected Notion" in msg.content

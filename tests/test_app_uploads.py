@@ -1,7 +1,8 @@
 """Uploads in the chat: a visible step per file, limits, bad files, the drop zone.
 
-Only Chainlit's websocket session is mocked (tests/app_fixtures.py); ingestion and
-the database are real, embeddings are fake.
+Only Chainlit's websocket session is mocked (tests/app_fixtures.py); the job queue,
+ingestion and the database are real (a worker runs in the test process), embeddings
+are fake.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chat_app.handlers.upload import accepted_types, ingest_uploads
+from chat_app.handlers.upload import accepted_types
 from chat_app.services import Services
 from tests.app_fixtures import (
     REACTOR,
@@ -24,6 +25,7 @@ from tests.app_fixtures import (
     personal_access,
     services,
 )
+from tests.job_fixtures import index_uploads, run_jobs
 
 __all__ = ["app_services", "services"]  # fixtures, used by name
 
@@ -35,7 +37,7 @@ async def test_uploaded_file_is_indexed_in_its_own_step(
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice) as session:
-        outcomes = await ingest_uploads(
+        outcomes = await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
@@ -56,7 +58,7 @@ async def test_reuploading_an_unchanged_file_is_reported_as_skipped(
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice):
-        await ingest_uploads(
+        await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
@@ -64,7 +66,7 @@ async def test_reuploading_an_unchanged_file_is_reported_as_skipped(
         )
     embedded_before = services.embeddings.texts_embedded  # type: ignore[attr-defined]
     async with chainlit_context(alice) as session:
-        outcomes = await ingest_uploads(
+        outcomes = await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
@@ -80,7 +82,7 @@ async def test_a_bad_file_fails_its_step_and_the_others_are_still_indexed(
 ) -> None:
     alice = make_user("alice")
     async with chainlit_context(alice) as session:
-        outcomes = await ingest_uploads(
+        outcomes = await index_uploads(
             [
                 make_upload(tmp_path, "broken.pdf", b"%PDF-1.7 this is not really a pdf"),
                 make_upload(tmp_path, "reactor.md", REACTOR),
@@ -102,7 +104,7 @@ async def test_files_over_the_size_limit_are_refused_without_reading_them(
     services = app_services(max_file_mb=0.0001)  # ~100 bytes
     alice = make_user("alice")
     async with chainlit_context(alice) as session:
-        outcomes = await ingest_uploads(
+        outcomes = await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
@@ -121,7 +123,7 @@ async def test_files_beyond_the_per_upload_limit_are_named_and_not_processed(
     services = app_services(max_files_per_upload=1)
     alice = make_user("alice")
     async with chainlit_context(alice) as session:
-        outcomes = await ingest_uploads(
+        outcomes = await index_uploads(
             [
                 make_upload(tmp_path, "one.md", REACTOR),
                 make_upload(tmp_path, "two.md", "# Two\n\nMore."),
@@ -152,9 +154,11 @@ async def test_upload_command_asks_for_files_with_the_configured_limits(
     }
     async with chainlit_context(alice, replies=[[{"id": "f1"}]]) as session:
         session.files = {"f1": stored}
-        outcomes = await ask_and_ingest(
+        batch = await ask_and_ingest(
             services=services, user_id=alice.id, space=personal_access(services, alice.id)
         )
+        await run_jobs(services)
+        outcomes = await batch.finished()
     spec = session.emit_call.call_args.args[1]["spec"]
     assert (spec["max_size_mb"], spec["max_files"]) == (5, 3)
     assert spec["accept"] == accepted_types()

@@ -14,10 +14,18 @@ from chainlit.types import Feedback
 from sqlalchemy.engine import Engine
 
 from chat_app.datalayer import AccessRefused
+from chat_app.services import Services
 from db.models import Step, StoredFile, Thread
-from tests.app_fixtures import chainlit_context, data_layer, settle
+from tests.app_fixtures import (
+    app_services,
+    chainlit_context,
+    data_layer,
+    personal_access,
+    services,
+    settle,
+)
 
-__all__ = ["data_layer"]  # fixtures
+__all__ = ["app_services", "data_layer", "services"]  # fixtures
 
 CRASH = "2026-01-01T10:00:00.000000Z"
 RESTART = "2026-01-01T11:00:00.000000Z"
@@ -129,6 +137,32 @@ async def test_a_resumed_chat_says_which_uploads_were_cut_off(
     # What the browser is sent next is the corrected chat.
     shown = {s["id"]: s for s in thread["steps"]}
     assert shown[str(steps["cut"])]["output"] == output
+
+
+async def test_a_step_that_shows_a_background_job_is_not_marked_as_cut_off(
+    data_layer: Any, make_user: Callable[..., Any], engine: Engine, services: Services
+) -> None:
+    # A job outlives the web process that queued it: the resumed chat follows it again.
+    alice = make_user("alice")
+    thread_id, steps = _thread_with_steps(engine, alice)
+    services.job_queue().enqueue_file(
+        user_id=alice.id,
+        space_id=personal_access(services, alice.id).id,
+        source_id="manual.pdf",
+        data=b"%PDF-1.4",
+        origin="chat",
+        thread_id=str(thread_id),
+        step_id=str(steps["cut"]),
+    )
+    before = _outputs(engine, thread_id)
+    thread = await data_layer.get_thread(str(thread_id))
+
+    marked = await data_layer.mark_interrupted_steps(
+        thread, user_id=alice.id, started_before=RESTART
+    )
+
+    assert marked == []
+    assert _outputs(engine, thread_id) == before
 
 
 async def test_only_the_owner_can_mark_a_chats_steps(

@@ -17,6 +17,7 @@ from ingest.notion.service import connect_notion, notion_status
 from tests.app_fixtures import app_services, chainlit_context, personal_access
 from tests.conftest import personal_space
 from tests.fake_notion import FakeNotion, Fault
+from tests.job_fixtures import finish
 from tests.notion_fixtures import demo, fake
 
 __all__ = ["app_services", "demo", "fake"]  # fixtures imported for pytest
@@ -83,8 +84,12 @@ async def test_the_chat_and_the_cli_honour_the_same_notion_retry_setting(
     # Two 503s on every search: with KB_NOTION_MAX_RETRIES=1 both give up, where the
     # default of 5 retries would have succeeded (the chat used to ignore the setting).
     alice = make_user("alice")
+    # One try per job, too: otherwise the job itself would be retried (transient error).
     services = app_services(
-        notion_base_url=fake.url, notion_requests_per_second=0, notion_max_retries=1
+        notion_base_url=fake.url,
+        notion_requests_per_second=0,
+        notion_max_retries=1,
+        job_max_attempts=1,
     )
     assert services.notion_options().max_retries == 1
     connect_notion(
@@ -96,8 +101,11 @@ async def test_the_chat_and_the_cli_honour_the_same_notion_retry_setting(
     )
     fake.add_fault(Fault(status=503, kind="search", times=2))
     async with chainlit_context(alice):
-        chat = await resync(
-            services=services, user_id=alice.id, space=personal_access(services, alice.id)
+        chat = await finish(
+            await resync(
+                services=services, user_id=alice.id, space=personal_access(services, alice.id)
+            ),
+            services,
         )
     assert chat.content.startswith("**Notion sync failed:**") and "after 1 retries" in chat.content
 
@@ -110,6 +118,7 @@ async def test_the_chat_and_the_cli_honour_the_same_notion_retry_setting(
         cwd=tmp_path,
         notion_url=fake.url,
         KB_NOTION_MAX_RETRIES="1",
+        KB_JOB_MAX_ATTEMPTS="1",
         KB_SECRET_KEY=services.secret_key,
     )
     assert cli.returncode == 1 and "after 1 retries" in cli.stderr, cli.stderr

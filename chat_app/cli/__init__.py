@@ -15,6 +15,7 @@ from chat_app.cli import (
     db_cmd,
     eval_cmd,
     ingest_cmd,
+    jobs_cmd,
     migrate_cmd,
     notion_cmd,
     serve_cmd,
@@ -22,6 +23,7 @@ from chat_app.cli import (
     sources_cmd,
     spaces_cmd,
     users_cmd,
+    worker_cmd,
 )
 from chat_app.cli.output import fail
 
@@ -34,6 +36,7 @@ app = typer.Typer(
 )
 setup_cmd.register(app)
 serve_cmd.register(app)
+worker_cmd.register(app)
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(users_cmd.app, name="users")
 ask_cmd.register(app)
@@ -42,6 +45,7 @@ ingest_cmd.register(app)
 app.add_typer(sources_cmd.app, name="sources")
 app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(notion_cmd.app, name="notion")
+app.add_typer(jobs_cmd.app, name="jobs")
 migrate_cmd.register(app)
 
 

@@ -6,15 +6,17 @@ import typer
 from rich.table import Table
 
 from chat_app.cli.context import cli_services, space_for, space_label, user_id_for
-from chat_app.cli.output import console, err_console, progress_bar
+from chat_app.cli.job_wait import wait_with_progress
+from chat_app.cli.output import console, err_console
+from chat_app.jobs.schedule import NotionSchedule, notion_schedule
+from db.jobs import JobRow
+from db.spaces import require_role
 from ingest.notion.errors import NotionNotConnected
-from ingest.notion.report import SyncProgress, SyncReport
 from ingest.notion.service import (
     NotionStatus,
     connect_notion,
     disconnect_notion,
     notion_status,
-    sync_notion,
 )
 
 app = typer.Typer(
@@ -26,11 +28,6 @@ _USER = typer.Option(..., "--user", "-u", help="Login of the user (an editor of 
 _SPACE = typer.Option(
     None, "--space", help="The shared space of the connection (default: the user's personal space)."
 )
-_PHASE = {
-    "enumerating": "Listing shared pages",
-    "removing": "Removing pages gone from Notion",
-    "done": "Done",
-}
 
 
 @app.command("connect")
@@ -73,16 +70,25 @@ def _quoted(name: str) -> str:
 
 
 @app.command("sync")
-def sync(user: str = _USER, space: str | None = _SPACE) -> None:
+def sync(
+    user: str = _USER,
+    space: str | None = _SPACE,
+    wait: bool = typer.Option(
+        True, "--wait/--no-wait", help="Wait for the sync (default), or print its job id."
+    ),
+) -> None:
     """Index new and edited pages, skip unchanged ones, remove pages gone from Notion.
 
-    Exit code 1 when some pages failed (the others are synced; run again to retry).
+    The sync is a job (the same one the schedule and the chat's "Re-sync now" queue);
+    when one is already waiting, this joins it. Exit code 1 when some pages failed
+    (the others are synced; run again to retry) or the sync failed.
     """
     with cli_services() as services:
         user_id = user_id_for(services, user)
         where = space_for(services, user_id, space)
+        require_role(where, "editor", action="re-sync Notion")
         current = notion_status(engine=services.engine, user_id=user_id, space_id=where.id)
-        if current is None or not current.connected:  # say so before loading the model
+        if current is None or not current.connected:  # say so before queueing anything
             connect = f"kb notion connect --user {user}" + (
                 f" --space {_quoted(space)}" if space else ""
             )
@@ -90,29 +96,24 @@ def sync(user: str = _USER, space: str | None = _SPACE) -> None:
                 f"{space_label(where, user)} has not connected Notion.",
                 hint=f"Run `{connect}` first.",
             )
-        with console.status("Loading the embedding model..."):
-            embeddings = services.embeddings
-        with progress_bar() as bar:
-            task = bar.add_task("Connecting to Notion", total=None)
-
-            def on_progress(event: SyncProgress) -> None:
-                description = _PHASE.get(event.phase) or (event.title or "")[:60]
-                bar.update(
-                    task, completed=event.done, total=max(event.total, 1), description=description
-                )
-
-            report = sync_notion(
-                engine=services.engine,
-                embeddings=embeddings,
-                user_id=user_id,
-                space_id=where.id,
-                options=services.notion_options(),
-                progress=on_progress,
-            )
-    _print_report(report)
-    for error in report.errors:
+        queued = services.job_queue().enqueue_notion_sync(
+            space_id=where.id, requested_by=user_id, origin="cli"
+        )
+        if not wait:
+            joined = " (one was already queued)" if queued.already_queued else ""
+            console.print(f"Queued Notion sync job {queued.job_id}{joined}.", highlight=False)
+            return
+        row = wait_with_progress(services, [queued.job_id], what="Notion sync")[queued.job_id]
+    _print_result(row)
+    errors = list(row.result.get("errors") or []) if row.status == "done" else []
+    for error in errors:
         err_console.print(f"[bold red]Error:[/] {error}", highlight=False, soft_wrap=True)
-    if report.status != "success":
+    if row.status != "done":
+        err_console.print(
+            f"[bold red]Error:[/] {row.error or row.status}", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1)
+    if row.result.get("status") != "success":
         raise typer.Exit(1)
 
 
@@ -123,6 +124,7 @@ def status(user: str = _USER, space: str | None = _SPACE) -> None:
         user_id = user_id_for(services, user)
         where = space_for(services, user_id, space)
         current = notion_status(engine=services.engine, user_id=user_id, space_id=where.id)
+        schedule = notion_schedule(services, user_id=user_id, space_id=where.id)
     if current is None:
         console.print(
             f"{space_label(where, user)} has not connected Notion. "
@@ -130,7 +132,7 @@ def status(user: str = _USER, space: str | None = _SPACE) -> None:
             highlight=False,
         )
         raise typer.Exit(0)
-    _print_status(space_label(where, user), current)
+    _print_status(space_label(where, user), current, schedule)
 
 
 @app.command("disconnect")
@@ -160,26 +162,27 @@ def disconnect(
     )
 
 
-def _print_report(report: SyncReport) -> None:
-    table = Table(show_header=False, title=f"Notion sync: {report.status}")
-    failed = f"[red]{report.pages_failed}[/]" if report.pages_failed else "0"
-    for name, value in (
-        ("pages seen", str(report.pages_seen)),
-        ("new", str(report.pages_new)),
-        ("updated", str(report.pages_updated)),
-        ("unchanged", str(report.pages_unchanged)),
-        ("removed", str(report.pages_removed)),
-        ("failed", failed),
-        ("chunks written", str(report.chunks_written)),
-        ("requests", ", ".join(f"{k} {v}" for k, v in sorted(report.requests.items()))),
-        ("retries", str(report.retries)),
-        ("seconds", f"{report.seconds:.1f}"),
-    ):
-        table.add_row(name, value)
+def _print_result(row: JobRow) -> None:
+    r = row.result
+    title = f"Notion sync: {r.get('status', row.status)}"
+    table = Table(show_header=False, title=title)
+    if row.status == "done":
+        failed = r.get("pages_failed", 0)
+        for name, value in (
+            ("pages seen", r.get("pages_seen", 0)),
+            ("new", r.get("pages_new", 0)),
+            ("updated", r.get("pages_updated", 0)),
+            ("unchanged", r.get("pages_unchanged", 0)),
+            ("removed", r.get("pages_removed", 0)),
+            ("failed", f"[red]{failed}[/]" if failed else 0),
+            ("seconds", r.get("seconds", "")),
+        ):
+            table.add_row(name, str(value))
+    table.add_row("job", str(row.id))
     console.print(table)
 
 
-def _print_status(user: str, current: NotionStatus) -> None:
+def _print_status(user: str, current: NotionStatus, schedule: NotionSchedule) -> None:
     table = Table(show_header=False, title=f"Notion for {user}")
     table.add_row("connected", "yes" if current.connected else "[red]no[/]")
     table.add_row("workspace", current.workspace_name or "")
@@ -201,4 +204,7 @@ def _print_status(user: str, current: NotionStatus) -> None:
         )
         if last.error:
             table.add_row("last error", last.error.splitlines()[0])
+    last_run, next_run = (line.split(": ", 1)[1] for line in schedule.lines())
+    table.add_row("last run", last_run)
+    table.add_row("next run", next_run)
     console.print(table)

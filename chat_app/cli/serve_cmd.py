@@ -1,13 +1,16 @@
-"""`kb serve`: prepare what the web app needs, then run Chainlit on `chat_app/app.py`.
+"""`kb serve`: prepare what the web app needs, then run Chainlit on `chat_app/app.py`
+and `KB_WORKERS` job workers (`kb worker`) beside it.
 
 Before starting the server: the schema (migrated here on the embedded default;
 an external database must have been set up with `kb setup`), the Chainlit auth
 secret (generated once, kept in the data directory), and a first admin account on
 a database without users; two servers starting at once on a fresh database take
-turns (an advisory lock). The app process gets its settings through the
-environment it inherits, like every other entry point, and dies with `kb serve`
+turns (an advisory lock). The app and worker processes get their settings through
+the environment they inherit, like every other entry point, and die with `kb serve`
 even when `kb serve` is killed hard (Linux: PR_SET_PDEATHSIG), so no orphan keeps
-the port.
+the port or a job. The web process never embeds documents: uploads are jobs, and the
+workers are separate processes (at a lower CPU priority), so indexing a large file
+does not slow anyone's questions.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from chat_app.cli.output import console
+from chat_app.jobs.runner import SHUTDOWN_GRACE_S
 from chat_app.services import Services, open_services
 from chat_app.settings import Settings, load_settings
 from db.errors import KbError, SchemaOutOfDate
@@ -220,7 +224,10 @@ def serve(
                 f"Admin account [bold]{settings.admin_user}[/] ready (KB_ADMIN_PASSWORD)."
             )
         services.engine.dispose()  # the app opens its own pool
-        console.print(f"Serving on http://{host}:{port} (Ctrl+C to stop)")
+        workers = settings.workers
+        console.print(
+            f"Serving on http://{host}:{port} with {workers} job worker(s) (Ctrl+C to stop)"
+        )
         command = [
             sys.executable,
             "-m",
@@ -233,33 +240,55 @@ def serve(
             "--port",
             str(port),
         ]
-        env = child_environment(settings, auth_secret=auth_secret, port=port)
-        code = _run_until_stopped(command, env=env)
+        worker = [sys.executable, "-m", "chat_app.cli", "worker"]
+        code = _run_until_stopped(
+            command,
+            env=child_environment(settings, auth_secret=auth_secret, port=port),
+            helpers=[worker] * workers,
+        )
     finally:
         services.close()
     if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130):
         raise typer.Exit(code)
 
 
-def _run_until_stopped(command: list[str], *, env: dict[str, str]) -> int:
-    """Run the app and pass Ctrl+C / SIGTERM on to it exactly once.
+def _run_until_stopped(
+    command: list[str], *, env: dict[str, str], helpers: list[list[str]] | None = None
+) -> int:
+    """Run the app (and its helper processes, the job workers) and pass Ctrl+C / SIGTERM
+    on to each exactly once.
 
-    The child gets its own session so a terminal's Ctrl+C reaches only us; we forward
+    Children get their own session so a terminal's Ctrl+C reaches only us; we forward
     it, wait for a graceful shutdown, and only then release the embedded server.
     Without this a service manager's SIGTERM would kill this process alone and leave
-    the app and PostgreSQL running.
+    the app and PostgreSQL running. When the app ends, the workers are stopped too
+    (a running job gets its grace period, then goes back to the queue).
     """
-    child = subprocess.Popen(
-        command, env=env, start_new_session=True, preexec_fn=_dies_with(os.getpid())
-    )
+    dies_with = _dies_with(os.getpid())
+    app = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=dies_with)
+    children = [app] + [
+        subprocess.Popen(helper, env=env, start_new_session=True, preexec_fn=dies_with)
+        for helper in helpers or []
+    ]
 
     def forward(signum: int, _frame: object) -> None:
-        if child.poll() is None:
-            child.send_signal(signum)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return child.wait()
+        code = app.wait()
+        for child in children[1:]:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children[1:]:
+            try:
+                child.wait(timeout=SHUTDOWN_GRACE_S + 30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        return code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -6,12 +6,12 @@ import typer
 from rich.table import Table
 
 from chat_app.cli.context import cli_services, space_for, space_label, user_id_for
-from chat_app.cli.output import console
+from chat_app.cli.job_wait import wait_with_progress
+from chat_app.cli.output import console, fail
 from db.chunks import list_sources
 from db.errors import NotFound
 from db.scoped import user_scope
 from db.spaces import readable_spaces, require_role
-from ingest.indexing import delete_source
 
 app = typer.Typer(
     help="The sources (files, Notion pages) indexed in a user's spaces.", no_args_is_help=True
@@ -65,21 +65,40 @@ def delete(
         None, "--space", help="The shared space it is in (default: the user's personal space)."
     ),
 ) -> None:
-    """Remove a source's chunks, records and file (the next ingest re-adds it)."""
+    """Remove a source's chunks, records and file (the next ingest re-adds it).
+
+    The removal is a job, queued after any indexing of the same source, so it never
+    races an upload of it."""
     with cli_services() as services:
         user_id = user_id_for(services, user)
         where = space_for(services, user_id, space)
         require_role(where, "editor", action="remove sources")
-        removed = delete_source(
-            engine=services.engine,
-            user_id=user_id,
-            space_id=where.id,
-            source_id=source_id,
-            source_type=source_type,
-        )
-    if removed == 0:
-        raise NotFound(
-            f"{space_label(where, user)} has no source {source_id!r}.",
-            hint=f"See `kb sources list --user {user}` for the exact ids.",
-        )
+        with user_scope(services.engine, user_id) as conn:
+            found = [
+                s
+                for s in list_sources(conn, space_ids=[where.id], source_type=source_type)
+                if s.source_id == source_id
+            ]
+        if not found:
+            raise NotFound(
+                f"{space_label(where, user)} has no source {source_id!r}.",
+                hint=f"See `kb sources list --user {user}` for the exact ids.",
+            )
+        queue = services.job_queue()
+        job_ids = [
+            queue.enqueue_removal(
+                user_id=user_id,
+                space_id=where.id,
+                source_type=s.source_type,
+                source_id=s.source_id,
+                title=s.source_id,
+                origin="cli",
+            )
+            for s in found
+        ]
+        rows = wait_with_progress(services, job_ids, what="Removing")
+    for row in rows.values():
+        if row.status != "done":
+            fail(row.error or f"Removing {source_id} did not finish ({row.status}).")
+    removed = sum(int(r.result.get("removed", 0)) for r in rows.values())
     console.print(f"Deleted {source_id} ({removed} chunks).", highlight=False)

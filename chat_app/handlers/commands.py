@@ -60,6 +60,14 @@ COMMANDS: list[CommandDict] = [
         "selected": False,
     },
     {
+        "id": "jobs",
+        "icon": "list-checks",
+        "description": "Your recent background jobs (uploads, syncs, removals)",
+        "button": False,
+        "persistent": False,
+        "selected": False,
+    },
+    {
         "id": "spaces",
         "icon": "users",
         "description": "Your spaces; owners manage members",

@@ -2,9 +2,11 @@
 
 A connection belongs to a space (`/notion` for the personal one, `/notion SPACE` for a
 shared one): editors and owners connect and re-sync it, every member reads its pages
-and sees its status. The sync itself belongs to `ingest.notion.service`; this module
-shows it. The token is never echoed or logged: the reply that carried it is removed
-from the screen and from the stored chat history as soon as it is read.
+and sees its status (with the last and next scheduled run). A re-sync is a job run by
+a worker (the same job the schedule queues); this module queues it and shows its
+progress in a step while the person keeps chatting. The token is never echoed or
+logged: the reply that carried it is removed from the screen and from the stored chat
+history as soon as it is read.
 """
 
 from __future__ import annotations
@@ -12,23 +14,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import chainlit as cl
 import sqlalchemy as sa
 
-from chat_app.handlers.progress import run_with_progress
+from chat_app.handlers.jobs import Started, follow_in_step, in_background, job_step
+from chat_app.jobs.describe import notion_progress_line
+from chat_app.jobs.schedule import NotionSchedule, notion_schedule
 from chat_app.services import Services
 from db.errors import KbError
+from db.jobs import JobRow
 from db.spaces import SpaceAccess, require_role
-from ingest.notion.report import SyncProgress, SyncReport
+from ingest.notion.report import SyncProgress
 from ingest.notion.service import (
     NotionStatus,
     connect_notion,
     disconnect_notion,
     notion_status,
-    sync_notion,
 )
 
 __all__ = [
@@ -43,6 +47,7 @@ __all__ = [
     "notion_menu",
     "resync",
     "show_status",
+    "sync_outcome_message",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,8 +86,11 @@ def _when(value: datetime | None) -> str:
     return str(value) if value else "never"
 
 
-def format_status(status: NotionStatus | None, space: SpaceAccess) -> str:
-    """A short paragraph about a space's `NotionStatus` (None = never connected)."""
+def format_status(
+    status: NotionStatus | None, space: SpaceAccess, schedule: NotionSchedule | None = None
+) -> str:
+    """A short paragraph about a space's `NotionStatus` (None = never connected) and,
+    when connected, its last and next run."""
     if status is None or not status.connected:
         if not space.can_write:
             text = f"Notion is **not connected**{_where(space)}; its editors can connect it."
@@ -110,30 +118,33 @@ def format_status(status: NotionStatus | None, space: SpaceAccess) -> str:
             f"{last.pages_unchanged} unchanged, {last.pages_failed} errors."
             + (f" {last.error}" if last.error else "")
         )
+    if schedule is not None:
+        lines.append(" · ".join(schedule.lines()) + ".")
     return "\n\n".join(lines)
 
 
 def format_progress(event: SyncProgress) -> str:
     """One line for a `SyncProgress` event."""
-    if event.phase == "enumerating":
-        return f"Finding pages shared with the integration… ({event.total} so far)"
-    if event.phase == "removing":
-        return "Removing pages that were deleted or archived in Notion…"
-    if event.phase == "done":
-        return f"Done: {event.done} pages."
-    title = f": {event.title}" if event.title else ""
-    outcome = f" ({event.outcome})" if event.outcome else ""
-    return f"Page {event.done}/{event.total}{title}{outcome}"
+    return notion_progress_line(event)
 
 
 def _status(services: Services, user_id: uuid.UUID, space: SpaceAccess) -> NotionStatus | None:
     return notion_status(engine=services.engine, user_id=user_id, space_id=space.id)
 
 
+def _status_and_schedule(
+    services: Services, user_id: uuid.UUID, space: SpaceAccess
+) -> tuple[NotionStatus | None, NotionSchedule | None]:
+    status = _status(services, user_id, space)
+    if status is None or not status.connected:
+        return status, None
+    return status, notion_schedule(services, user_id=user_id, space_id=space.id)
+
+
 async def notion_menu(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:
-    status = await asyncio.to_thread(_status, services, user_id, space)
+    status, schedule = await asyncio.to_thread(_status_and_schedule, services, user_id, space)
     msg = cl.Message(
-        content=format_status(status, space),
+        content=format_status(status, space, schedule),
         actions=_actions(space, status is not None and status.connected),
         metadata={"kind": "notion"},
     )
@@ -205,72 +216,76 @@ async def connect(*, services: Services, user_id: uuid.UUID, space: SpaceAccess)
     return msg
 
 
-def _report_text(report: SyncReport) -> str:
+def _report_text(result: dict[str, Any]) -> str:
     counts = (
-        f"**{report.pages_new}** new, **{report.pages_updated}** updated, "
-        f"**{report.pages_removed}** removed, **{report.pages_unchanged}** unchanged, "
-        f"**{report.pages_failed}** errors"
+        f"**{result.get('pages_new', 0)}** new, **{result.get('pages_updated', 0)}** updated, "
+        f"**{result.get('pages_removed', 0)}** removed, "
+        f"**{result.get('pages_unchanged', 0)}** unchanged, "
+        f"**{result.get('pages_failed', 0)}** errors"
     )
-    lines = [f"Notion sync {report.status} in {report.seconds:.1f} s: {counts}."]
-    for error in list(report.errors)[:10]:
+    status, seconds = result.get("status", "done"), float(result.get("seconds", 0.0))
+    lines = [f"Notion sync {status} in {seconds:.1f} s: {counts}."]
+    errors = list(result.get("errors") or [])
+    for error in errors[:10]:
         lines.append(f"- {error}")
-    if len(report.errors) > 10:
-        lines.append(f"- …and {len(report.errors) - 10} more")
+    if len(errors) > 10:
+        lines.append(f"- …and {len(errors) - 10} more")
     return "\n".join(lines)
 
 
-async def resync(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:
-    """Incremental re-sync with live progress, then the summary."""
+def sync_outcome_message(row: JobRow, space: SpaceAccess) -> cl.Message:
+    """The message that reports how a Notion sync job ended (with the menu's buttons)."""
+    if row.status == "done":
+        content = _report_text(row.result)
+    elif row.status == "cancelled":
+        content = "Notion sync was cancelled; pages synced before that are kept."
+    else:
+        content = f"**Notion sync failed:** {row.error or 'see the worker log.'}"
+    return cl.Message(content=content, actions=_actions(space, True), metadata={"kind": "notion"})
 
-    def work(progress: Callable[[SyncProgress], None]) -> SyncReport:
-        return sync_notion(
-            engine=services.engine,
-            embeddings=services.embeddings,
-            user_id=user_id,
-            space_id=space.id,
-            options=services.notion_options(),
-            progress=progress,
+
+async def resync(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> Started:
+    """Queue an incremental re-sync (or join the one waiting); a step shows its progress
+    while the person keeps chatting, then a message reports the outcome."""
+    require_role(space, "editor", action="re-sync Notion")
+    status = await asyncio.to_thread(_status, services, user_id, space)
+    if status is None or not status.connected:
+        msg = cl.Message(
+            content="**Notion sync failed:** This space has not connected Notion. Press "
+            "**Connect Notion** first.",
+            actions=_actions(space, False),
+            metadata={"kind": "notion"},
         )
-
-    async with cl.Step(
-        name="Notion sync", type="tool", show_input=False, default_open=True
-    ) as step:
-        step.output = "Listing pages shared with the integration…"
-        await step.update()
-
-        async def show(event: SyncProgress) -> None:
-            step.output = format_progress(event)
-            await step.update()
-
-        try:
-            report = await run_with_progress(work, show)
-        except KbError as exc:
-            step.is_error = True
-            step.output = f"Failed: {exc}"
-            msg = cl.Message(
-                content=f"**Notion sync failed:** {exc}",
-                actions=_actions(space, True),
-                metadata={"kind": "notion"},
-            )
-            await msg.send()
-            return msg
-        except Exception:
-            log.exception("Notion sync failed")
-            step.is_error = True
-            step.output = "Failed (see the server log)."
-            msg = cl.Message(
-                content="**Notion sync failed** unexpectedly; see the server log.",
-                actions=_actions(space, True),
-                metadata={"kind": "notion"},
-            )
-            await msg.send()
-            return msg
-        step.output = f"Done: {report.pages_seen} pages checked in {report.seconds:.1f} s."
+        await msg.send()
+        return Started(msg)
+    step = job_step("Notion sync")
+    step.output = "Queued…"
+    await step.send()
+    queued = await asyncio.to_thread(
+        services.job_queue().enqueue_notion_sync,
+        space_id=space.id,
+        requested_by=user_id,
+        origin="chat",
+        thread_id=step.thread_id,
+        step_id=step.id,
+    )
+    joined = " (one was already waiting: this follows it)" if queued.already_queued else ""
     msg = cl.Message(
-        content=_report_text(report), actions=_actions(space, True), metadata={"kind": "notion"}
+        content=f"Notion re-sync queued{joined}. Keep chatting: the step shows its progress, "
+        "and a summary follows.",
+        metadata={"kind": "notion"},
     )
     await msg.send()
-    return msg
+
+    async def follow() -> cl.Message:
+        row = await follow_in_step(services, queued.job_id, step)
+        if row is None:
+            return msg
+        final = sync_outcome_message(row, space)
+        await final.send()
+        return final
+
+    return Started(msg, in_background(follow()))
 
 
 async def disconnect(*, services: Services, user_id: uuid.UUID, space: SpaceAccess) -> cl.Message:

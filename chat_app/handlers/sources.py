@@ -1,4 +1,8 @@
-"""`/sources` lists what the user's spaces hold; `/forget <source>` removes one."""
+"""`/sources` lists what the user's spaces hold; `/forget <source>` removes one.
+
+A removal is a job, queued after any indexing of the same source (so a removal and an
+upload of one file never race); the reply says it is queued and a second message says
+when it is done."""
 
 from __future__ import annotations
 
@@ -8,14 +12,21 @@ from collections.abc import Sequence
 
 import chainlit as cl
 
+from chat_app.handlers.jobs import Started, in_background, watcher
 from chat_app.handlers.spaces import user_spaces
 from chat_app.services import Services
 from db.chunks import SourceSummary, list_sources
+from db.jobs import JobRow
 from db.scoped import user_scope
 from db.spaces import SpaceAccess
-from ingest.indexing import delete_source
 
-__all__ = ["find_sources", "forget_source", "list_user_sources", "show_sources"]
+__all__ = [
+    "find_sources",
+    "forget_source",
+    "list_user_sources",
+    "removal_message",
+    "show_sources",
+]
 
 _MAX_LISTED = 100
 
@@ -97,7 +108,21 @@ def find_sources(
     return exact, partial
 
 
-async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -> cl.Message:
+def removal_message(row: JobRow) -> cl.Message:
+    """The message that reports how a removal job ended."""
+    if row.status == "done" and int(row.result.get("removed", 0)) > 0:
+        text = (
+            f"Forgot **{row.title}** ({row.result['removed']} chunks). "
+            "It will not be used in answers any more."
+        )
+    elif row.status == "done":
+        text = f"**{row.title}** was already gone."
+    else:
+        text = f"Could not forget **{row.title}**: {row.error or row.status}."
+    return cl.Message(content=text, metadata={"kind": "forget"})
+
+
+async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -> Started:
     """Remove a source from a space where the user is an editor or owner."""
     if not query.strip():
         text = "Say which source to forget: `/forget report.pdf` (see `/sources`)."
@@ -120,21 +145,38 @@ async def forget_source(query: str, *, services: Services, user_id: uuid.UUID) -
             names = ", ".join(f"`{s.source_id}` ({_kind(s)})" for s in matches[:10])
             text = f"**{query.strip()}** names several sources: {names}. Give the source name."
         else:
-            source = matches[0]
-            removed = await asyncio.to_thread(
-                delete_source,
-                engine=services.engine,
-                user_id=user_id,
-                space_id=source.space_id,
-                source_id=source.source_id,
-                source_type=source.source_type,
-            )
-            text = (
-                f"Forgot **{source.source_id}** ({source.chunks} chunks). "
-                "It will not be used in answers any more."
-            )
-            if removed == 0:
-                text = f"**{source.source_id}** was already gone."
+            return await _queue_removal(matches[0], services=services, user_id=user_id)
     msg = cl.Message(content=text, metadata={"kind": "forget"})
     await msg.send()
-    return msg
+    return Started(msg)
+
+
+async def _queue_removal(
+    source: SourceSummary, *, services: Services, user_id: uuid.UUID
+) -> Started:
+    job_id = await asyncio.to_thread(
+        services.job_queue().enqueue_removal,
+        user_id=user_id,
+        space_id=source.space_id,
+        source_type=source.source_type,
+        source_id=source.source_id,
+        title=source.source_id,
+        origin="chat",
+    )
+    msg = cl.Message(
+        content=f"Removing **{source.source_id}** ({source.chunks} chunks)…",
+        metadata={"kind": "forget"},
+    )
+    await msg.send()
+
+    async def follow() -> cl.Message:
+        last: JobRow | None = None
+        async for row in watcher(services).follow(job_id):
+            last = row
+        if last is None:
+            return msg
+        final = removal_message(last)
+        await final.send()
+        return final
+
+    return Started(msg, in_background(follow()))

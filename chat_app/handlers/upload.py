@@ -1,34 +1,44 @@
 """Files dropped in the chat or sent through `/upload`: one visible step per file.
 
-Chainlit keeps uploads in `.files/<session>/` only while the session lives, so
-each file is ingested at once. Ingestion (parse, split, embed, write) is blocking
-work: it runs in a worker thread and reports progress into the file's step. A bad
-file becomes a failed step with its reason; the chat carries on.
+Chainlit keeps uploads in `.files/<session>/` only while the session lives, so each
+file's bytes are stored in PostgreSQL at once with a job to index it, and the handler
+returns: the web process never parses or embeds documents, and the person keeps
+chatting. Each file's step follows its job (queued, reading, embedding n/N, indexed,
+or the reason it failed); when all of them have ended, one summary message says what
+can be asked about now. A reload shows the steps' stored progress and follows them
+again (`chat_app/handlers/jobs.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import shutil
-import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import chainlit as cl
 from chainlit.element import Element
+from chainlit.utils import utc_now
 
-from chat_app.handlers.progress import run_with_progress
+from chat_app.handlers.jobs import follow_in_step, in_background, job_step, taken_over
 from chat_app.services import Services
 from chat_app.upload_route import refusal
-from db.errors import KbError
+from db.jobs import JobRow
 from db.spaces import SpaceAccess
-from ingest.files import FileResult, ingest_file
 from ingest.loaders import SUPPORTED_EXTENSIONS
 
-__all__ = ["Upload", "UploadOutcome", "ingest_uploads", "uploads_from_elements"]
+__all__ = [
+    "Upload",
+    "UploadBatch",
+    "UploadOutcome",
+    "ingest_uploads",
+    "outcome_of",
+    "upload_summary",
+    "uploads_from_elements",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +58,24 @@ class Upload:
 @dataclass(frozen=True)
 class UploadOutcome:
     name: str
-    status: str  # indexed | updated | unchanged | error | refused
+    status: str  # queued | indexed | updated | unchanged | error | refused | cancelled
     chunks: int
     detail: str
+    job_id: int | None = None
+
+
+@dataclass
+class UploadBatch:
+    """The files of one upload: queued at once, indexed by the workers."""
+
+    queued: list[UploadOutcome]
+    follower: asyncio.Task[list[UploadOutcome]] | None = field(default=None, repr=False)
+
+    async def finished(self) -> list[UploadOutcome]:
+        """Every file's outcome once its job has ended (the summary is posted by then)."""
+        if self.follower is None:
+            return self.queued
+        return await self.follower
 
 
 def _session_files() -> Mapping[str, Any]:
@@ -84,51 +109,16 @@ def _safe_name(name: str) -> str:
     return cleaned[:200]
 
 
-def _ingest_one(
-    upload: Upload, services: Services, user_id: uuid.UUID, space: SpaceAccess
-) -> Callable[[Callable[[str], None]], FileResult]:
-    options = services.ingest_options()
-    name = _safe_name(upload.name)
-
-    def work(progress: Callable[[str], None]) -> FileResult:
-        embeddings = services.embeddings  # first use loads the model (seconds)
-        # Chainlit stores uploads under a random id; the loader picks the format
-        # from the real name, so the file is linked (or copied) next to that name.
-        with tempfile.TemporaryDirectory(prefix="kb-upload-") as tmp:
-            target = Path(tmp) / name
-            try:
-                target.hardlink_to(upload.path)
-            except OSError:
-                shutil.copyfile(upload.path, target)
-            return ingest_file(
-                target,
-                engine=services.engine,
-                embeddings=embeddings,
-                user_id=user_id,
-                space_id=space.id,
-                options=options,
-                display_name=name,
-                progress=progress,
-            )
-
-    return work
-
-
-def _describe(result: FileResult) -> tuple[str, str]:
-    """(status, one line for the step) of a file's result."""
-    if result.status == "error":
-        return "error", f"Failed: {result.error}"
-    if result.status == "unchanged":
-        return (
-            "unchanged",
-            f"Unchanged since the last upload, skipped ({result.chunks} chunks indexed).",
+def outcome_of(row: JobRow) -> UploadOutcome:
+    """A finished indexing job as an upload's outcome."""
+    name = row.source_id or row.title
+    if row.status == "done":
+        status = str(row.result.get("status") or row.phase)
+        return UploadOutcome(
+            name, status, int(row.result.get("chunks", 0)), row.message or "", row.id
         )
-    if result.status == "updated":
-        return "updated", (
-            f"Updated: indexed {result.chunks} chunks ({result.added} new, "
-            f"{result.deleted} removed, {result.skipped} unchanged)."
-        )
-    return "indexed", f"Indexed {result.chunks} chunks."
+    status = "cancelled" if row.status == "cancelled" else "error"
+    return UploadOutcome(name, status, 0, row.message or f"Failed: {row.error}", row.id)
 
 
 def _refusal(upload: Upload, name: str) -> str | None:
@@ -140,57 +130,53 @@ def _refusal(upload: Upload, name: str) -> str | None:
     return None
 
 
-async def _ingest_with_step(
+async def _queue_one(
     upload: Upload, services: Services, user_id: uuid.UUID, space: SpaceAccess
-) -> UploadOutcome:
+) -> tuple[UploadOutcome, cl.Step]:
     name = _safe_name(upload.name)
     limit = services.settings.max_file_bytes
     # Named after the file (Chainlit shows "Using <name>" / "Used <name>"), open so the
     # progress lines are visible without a click.
-    async with cl.Step(name=name, type="tool", show_input=False, default_open=True) as step:
-        refused = _refusal(upload, name)
-        if refused:
-            step.is_error = True
-            step.output = f"Refused: {refused}"
-            return UploadOutcome(name, "error", 0, step.output)
-        if upload.size > limit:
-            step.is_error = True
-            step.output = (
-                f"Refused: {name} is {upload.size / 2**20:.1f} MB; the limit is "
-                f"{services.settings.max_file_mb:g} MB."
-            )
-            return UploadOutcome(name, "error", 0, step.output)
-
-        step.output = "Parsing…"
-        await step.update()
-
-        async def show(text: str) -> None:
-            step.output = text[:1].upper() + text[1:] + "…"
-            await step.update()
-
-        try:
-            result = await run_with_progress(_ingest_one(upload, services, user_id, space), show)
-        except KbError as exc:
-            step.is_error = True
-            step.output = f"Failed: {exc}"
-            return UploadOutcome(name, "error", 0, step.output)
-        except Exception:
-            log.exception("ingesting an upload failed")
-            step.is_error = True
-            step.output = f"Failed: {name} could not be indexed (see the server log)."
-            return UploadOutcome(name, "error", 0, step.output)
-        status, line = _describe(result)
-        step.is_error = status == "error"
-        step.output = line
-        return UploadOutcome(name, status, int(result.chunks), line)
+    step = job_step(name)
+    refused = _refusal(upload, name)
+    if refused is None and upload.size > limit:
+        refused = (
+            f"{name} is {upload.size / 2**20:.1f} MB; the limit is "
+            f"{services.settings.max_file_mb:g} MB."
+        )
+    if refused is not None:
+        step.is_error = True
+        step.output = f"Refused: {refused}"
+        step.end = utc_now()
+        await step.send()
+        return UploadOutcome(name, "error", 0, step.output), step
+    step.output = "Queued…"
+    await step.send()
+    data = await asyncio.to_thread(upload.path.read_bytes)
+    job_id = await asyncio.to_thread(
+        services.job_queue().enqueue_file,
+        user_id=user_id,
+        space_id=space.id,
+        source_id=name,
+        data=data,
+        origin="chat",
+        mime=upload.mime,
+        thread_id=step.thread_id,
+        step_id=step.id,
+    )
+    return UploadOutcome(name, "queued", 0, "Queued…", job_id), step
 
 
-def _summary(
-    outcomes: Sequence[UploadOutcome], refused: Sequence[str], max_files: int, space: SpaceAccess
+def upload_summary(
+    outcomes: Sequence[UploadOutcome],
+    space: SpaceAccess,
+    refused: Sequence[str] = (),
+    max_files: int = 0,
 ) -> str:
+    """One message about the files of an upload: indexed, unchanged, failed, not taken."""
     good = [o for o in outcomes if o.status in ("indexed", "updated")]
     same = [o for o in outcomes if o.status == "unchanged"]
-    bad = [o for o in outcomes if o.status == "error"]
+    bad = [o for o in outcomes if o.status in ("error", "cancelled")]
     parts = []
     if good:
         chunks = sum(o.chunks for o in good)
@@ -202,8 +188,11 @@ def _summary(
             "Already indexed, unchanged: " + ", ".join(f"**{o.name}**" for o in same) + "."
         )
     for o in bad:
-        reason = o.detail.removeprefix("Failed: ").removeprefix("Refused: ")
-        parts.append(f"Could not index **{o.name}**: {reason}")
+        if o.status == "cancelled":
+            parts.append(f"**{o.name}** was cancelled; nothing of it was indexed.")
+        else:
+            reason = o.detail.removeprefix("Failed: ").removeprefix("Refused: ")
+            parts.append(f"Could not index **{o.name}**: {reason}")
     if refused:
         parts.append(
             f"Only {max_files} files per upload: not processed: "
@@ -223,22 +212,54 @@ async def _refuse_reader(space: SpaceAccess, names: Sequence[str]) -> None:
     ).send()
 
 
-async def ingest_uploads(
-    uploads: Sequence[Upload], *, services: Services, user_id: uuid.UUID, space: SpaceAccess
+async def _follow(
+    services: Services,
+    queued: list[tuple[UploadOutcome, cl.Step]],
+    refused: Sequence[str],
+    space: SpaceAccess,
 ) -> list[UploadOutcome]:
-    """Ingest each file into `space` in its own step, then post one summary message.
+    async def one(outcome: UploadOutcome, step: cl.Step) -> UploadOutcome:
+        if outcome.job_id is None:
+            return outcome
+        row = await follow_in_step(services, outcome.job_id, step)
+        return outcome_of(row) if row is not None and row.finished else outcome
 
-    A reader of the space gets one message saying so, and nothing is ingested."""
-    if not space.can_write:
-        await _refuse_reader(space, [_safe_name(u.name) for u in uploads])
-        return [UploadOutcome(_safe_name(u.name), "refused", 0, "reader") for u in uploads]
+    outcomes = list(await asyncio.gather(*(one(o, s) for o, s in queued)))
+    if any(o.job_id is not None and taken_over(o.job_id) for o in outcomes):
+        return outcomes  # a resumed chat follows them now and reports them there
     max_files = services.settings.max_files_per_upload
-    accepted, refused = list(uploads[:max_files]), [u.name for u in uploads[max_files:]]
-    outcomes = [await _ingest_with_step(u, services, user_id, space) for u in accepted]
     await cl.Message(
-        content=_summary(outcomes, refused, max_files, space), metadata={"kind": "upload"}
+        content=upload_summary(outcomes, space, refused, max_files), metadata={"kind": "upload"}
     ).send()
     return outcomes
+
+
+async def ingest_uploads(
+    uploads: Sequence[Upload], *, services: Services, user_id: uuid.UUID, space: SpaceAccess
+) -> UploadBatch:
+    """Queue each file for indexing into `space`, each with its own step, and return at
+    once; the steps follow their jobs, and a summary message follows when all ended.
+
+    A reader of the space gets one message saying so, and nothing is queued."""
+    if not space.can_write:
+        await _refuse_reader(space, [_safe_name(u.name) for u in uploads])
+        return UploadBatch(
+            [UploadOutcome(_safe_name(u.name), "refused", 0, "reader") for u in uploads]
+        )
+    max_files = services.settings.max_files_per_upload
+    accepted, refused = list(uploads[:max_files]), [u.name for u in uploads[max_files:]]
+    queued = [await _queue_one(u, services, user_id, space) for u in accepted]
+    waiting = [o for o, _ in queued if o.job_id is not None]
+    if waiting:
+        names = ", ".join(f"**{o.name}**" for o in waiting)
+        where = "" if space.kind == "personal" else f" into **{space.name}**"
+        await cl.Message(
+            content=f"Indexing {names}{where} in the background. Keep chatting: each file's "
+            "step shows its progress, and a message follows when it can be asked about.",
+            metadata={"kind": "upload"},
+        ).send()
+    follower = in_background(_follow(services, queued, refused, space))
+    return UploadBatch([o for o, _ in queued], follower)
 
 
 # Chainlit checks an upload's MIME type against the keys, then its name against the
@@ -296,12 +317,12 @@ def accepted_types() -> dict[str, list[str]]:
 
 async def ask_and_ingest(
     *, services: Services, user_id: uuid.UUID, space: SpaceAccess
-) -> list[UploadOutcome]:
+) -> UploadBatch:
     """`/upload [space]`: ask for files (limits from the settings), then ingest them."""
     settings = services.settings
     if not space.can_write:
         await _refuse_reader(space, [])
-        return []
+        return UploadBatch([])
     where = "your personal space" if space.kind == "personal" else f"**{space.name}**"
     files = await cl.AskFileMessage(
         content=(
@@ -316,7 +337,7 @@ async def ask_and_ingest(
     ).send()
     if not files:
         await cl.Message(content="No file received; nothing changed.").send()
-        return []
+        return UploadBatch([])
     refused = _session_files()
     uploads = [
         Upload(
