@@ -67,6 +67,10 @@ _OWN_ELEMENT = sa.text(
     WHERE e.id = :element_id AND e."threadId" = :thread_id AND t."userId" = :user_id
     """
 )
+# Steps of a thread stored with defaultOpen (Chainlit writes the column, never reads it).
+_OPEN_STEPS = sa.text(
+    'SELECT id::text AS id FROM steps WHERE "threadId" = CAST(:thread_id AS uuid) AND "defaultOpen"'
+)
 # The steps among these that show a background job (which outlives any web process).
 _JOB_STEPS = sa.text("SELECT step_id FROM jobs WHERE step_id = ANY(:step_ids)")
 _INTERRUPTED = "interrupted: the server stopped before it finished. Send the file again."
@@ -159,6 +163,20 @@ class KbDataLayer(SQLAlchemyDataLayer):
         except ChainlitContextException:
             return None
         return str(user.id) if isinstance(user, PersistedUser) else None
+
+    async def get_thread(self, thread_id: str) -> ThreadDict | None:
+        """The thread with each step's stored `defaultOpen` (Chainlit stores it but does
+        not read it back): a job's step stays open after a reload, so its progress is
+        visible without a click."""
+        thread = await super().get_thread(thread_id)
+        if thread is None or not thread.get("steps"):
+            return thread
+        rows = await self._fetch(_OPEN_STEPS, thread_id=thread["id"])
+        open_ids = {str(row["id"]) for row in rows}
+        for step in thread["steps"]:
+            if str(step.get("id")) in open_ids:
+                step["defaultOpen"] = True
+        return thread
 
     async def mark_interrupted_steps(
         self, thread: ThreadDict, *, user_id: uuid.UUID, started_before: str

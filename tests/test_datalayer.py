@@ -165,6 +165,21 @@ async def test_a_step_that_shows_a_background_job_is_not_marked_as_cut_off(
     assert _outputs(engine, thread_id) == before
 
 
+async def test_a_reloaded_chat_keeps_its_open_steps_open(
+    data_layer: Any, make_user: Callable[..., Any], engine: Engine
+) -> None:
+    # Chainlit writes `defaultOpen` but does not read it back: without it a job's step
+    # is collapsed after a reload and its live progress hidden.
+    alice = make_user("alice")
+    thread_id, steps = _thread_with_steps(engine, alice)
+    with engine.begin() as conn:
+        conn.execute(sa.update(Step).where(Step.id == steps["cut"]).values(defaultOpen=True))
+    thread = await data_layer.get_thread(str(thread_id))
+    shown = {s["id"]: s for s in thread["steps"]}
+    assert shown[str(steps["cut"])]["defaultOpen"] is True
+    assert not shown[str(steps["done"])].get("defaultOpen")
+
+
 async def test_only_the_owner_can_mark_a_chats_steps(
     data_layer: Any, make_user: Callable[..., Any], engine: Engine
 ) -> None:

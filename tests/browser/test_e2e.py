@@ -20,10 +20,12 @@ from sqlalchemy.engine import Engine
 from tests.browser.harness import (
     ARTIFACTS,
     INDEXING_S,
+    UI_WAIT_S,
     ask,
     login,
     screenshots_on_failure,
     wait_reply_done,
+    wait_until,
 )
 from tests.fake_notion import FakeNotion
 
@@ -259,3 +261,105 @@ def test_a_shared_space_with_an_editor_a_reader_and_a_removal(
         assert "don't know" in reader.locator(".ai-message").last.inner_text()
         assert reader.request.get(file_url).status == 404
         reader.screenshot(path=str(ARTIFACTS / "e2e-spaces-removed.png"), full_page=True)
+
+
+def _make_big_markdown(path: Path, sections: int = 1000) -> Path:
+    """A long handbook: one ~900-character section per chunk (about `sections` chunks)."""
+    filler = " ".join(f"procedure{i % 41} clause{i % 17} item{i}" for i in range(30))
+    path.write_text(
+        "\n\n".join(
+            f"## Section {n}: rules of the quarry\n\nSection {n} says: {filler} (end of {n})."
+            for n in range(sections)
+        )
+    )
+    return path
+
+
+def _job_of(engine: Engine, name: str) -> tuple[str, int]:
+    """(status, chunks) of the newest job indexing `name`."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT status, coalesce((result->>'chunks')::int, 0) FROM jobs"
+                " WHERE source_id = :n ORDER BY id DESC LIMIT 1"
+            ),
+            {"n": name},
+        ).one()
+    return str(row[0]), int(row[1])
+
+
+def _embedded(line: str) -> int:
+    """n of an "Embedding n/N chunks" progress line."""
+    found = re.search(r"Embedding (\d+)/\d+ chunks", line)
+    assert found is not None, line
+    return int(found.group(1))
+
+
+def test_a_large_upload_indexes_in_the_background_while_the_chat_answers(
+    server: str,
+    browser: Browser,
+    make_user: Callable[..., Any],
+    tmp_path: Path,
+    engine: Engine,
+) -> None:
+    make_user("dana")
+    pdf = _make_pdf(tmp_path / "zorblatt-manual.pdf")
+    big = _make_big_markdown(tmp_path / "quarry-rules.md")
+    page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    with screenshots_on_failure([page], "e2e-jobs"):
+        login(page, server, "dana", "password123")
+        # An earlier document, indexed first.
+        page.set_input_files("#upload-button-input", str(pdf))
+        page.wait_for_selector("text=zorblatt-manual.pdf", timeout=UI_WAIT_S * 1000)
+        ask(page, "Here is the reactor manual.")
+        page.wait_for_selector(
+            ".ai-message >> text=/Indexed zorblatt-manual\\.pdf \\(\\d+ chunks\\)/",
+            timeout=INDEXING_S * 1000,
+        )
+        wait_reply_done(page)
+
+        # The large file: the upload returns at once, its step shows the embedding.
+        page.set_input_files("#upload-button-input", str(big))
+        page.wait_for_selector("text=quarry-rules.md", timeout=UI_WAIT_S * 1000)
+        ask(page, "Here are the quarry rules.")
+        page.wait_for_selector(
+            ".ai-message >> text=/Indexing quarry-rules\\.md in the background/",
+            timeout=UI_WAIT_S * 1000,
+        )
+        wait_reply_done(page)
+        progress = page.locator("text=/Embedding \\d+\\/\\d+ chunks/").first
+        progress.wait_for(timeout=INDEXING_S * 1000)
+
+        # A question about the earlier document is answered while the big one indexes.
+        ask(page, QUESTION)
+        page.locator(".ai-message", has_text="4217").last.wait_for(timeout=UI_WAIT_S * 1000)
+        wait_reply_done(page)
+        status, _ = _job_of(engine, "quarry-rules.md")
+        assert status in ("queued", "running"), "indexing ended before the answer came"
+        page.screenshot(path=str(ARTIFACTS / "e2e-jobs-answer-while-indexing.png"), full_page=True)
+
+        # A reload during indexing: the step is open, shows the stored progress and keeps
+        # following the job (the number goes on rising).
+        page.reload()
+        page.wait_for_selector("#chat-settings-open-modal", timeout=UI_WAIT_S * 1000)
+        assert _job_of(engine, "quarry-rules.md")[0] in ("queued", "running")
+        shown = page.locator("text=/Embedding \\d+\\/\\d+ chunks/").first
+        shown.wait_for(timeout=UI_WAIT_S * 1000)
+        page.screenshot(path=str(ARTIFACTS / "e2e-jobs-reloaded.png"), full_page=True)
+        first = _embedded(shown.inner_text())
+
+        def moved_on() -> bool:
+            found = re.search(r"Embedding (\d+)/\d+ chunks", page.inner_text("body"))
+            # No progress line left: the step shows its final line (checked below).
+            return found is None or int(found.group(1)) > first
+
+        wait_until(moved_on, INDEXING_S, "the reloaded step to show further progress")
+
+        def indexed() -> bool:
+            return _job_of(engine, "quarry-rules.md")[0] == "done"
+
+        wait_until(indexed, INDEXING_S * 10, "the large file to be indexed")
+        chunks = _job_of(engine, "quarry-rules.md")[1]
+        assert chunks >= 900
+        page.locator(f"text=Indexed {chunks} chunks.").first.wait_for(timeout=UI_WAIT_S * 1000)
+        page.screenshot(path=str(ARTIFACTS / "e2e-jobs-indexed.png"), full_page=True)
