@@ -50,7 +50,7 @@ async def test_uploaded_file_is_indexed_in_its_own_step(
     assert steps[0]["output"] == f"Indexed {outcomes[0].chunks} chunks."
     assert not steps[0]["isError"]
     assert chunk_counts(services.engine, alice.id) == {"reactor.md": outcomes[0].chunks}
-    assert any("Indexed **reactor.md**" in text for text in outputs(session))
+    assert any("Indexed **reactor.md**" in text for text in outputs(session)), outputs(session)
 
 
 async def test_reuploading_an_unchanged_file_is_reported_as_skipped(

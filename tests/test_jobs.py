@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from typer.testing import CliRunner
 
 from chat_app.cli import app as kb_app
-from chat_app.handlers.jobs import reattach_jobs
+from chat_app.handlers.jobs import reattach_jobs, taken_over
 from chat_app.handlers.upload import ingest_uploads
 from chat_app.jobs.retry import JobRetry
 from chat_app.jobs.runner import wait_for_jobs
@@ -255,6 +255,9 @@ async def test_a_reloaded_chat_follows_its_running_upload_again(
     assert [r.status for r in ended] == ["done"]
     # The first session's follower stood down: no summary was posted there.
     assert not any(text.startswith("Indexed **reactor.md**") for text in outputs(first))
+    # ...and the take-over ended with the job: a later job with the same id (ids start
+    # again in a fresh database) must not be silenced.
+    assert not taken_over(ended[0].id)
     with services.engine.begin() as conn:
         assert repo.unfinished_steps_of_thread(conn, thread_id=thread_id) == []
 

@@ -144,8 +144,19 @@ async def reattach_jobs(
         if previous is not None and not previous.done():
             _taken_over.add(row.id)
             previous.cancel()
-        tasks.append(asyncio.create_task(follow_in_step(services, row.id, stored, on_end=on_end)))
+        tasks.append(asyncio.create_task(_take_over(services, row.id, stored, on_end=on_end)))
     return tasks
+
+
+async def _take_over(
+    services: Services, job_id: int, step: cl.Step, *, on_end: OnEnd | None
+) -> JobRow | None:
+    try:
+        return await follow_in_step(services, job_id, step, on_end=on_end)
+    finally:
+        # The earlier follower has long stopped; a record kept beyond this job would
+        # silence another job given the same id (a fresh database starts ids again).
+        _taken_over.discard(job_id)
 
 
 def _unfinished(services: Services, thread_id: str) -> list[JobRow]:
