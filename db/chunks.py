@@ -21,13 +21,20 @@ from sqlalchemy.engine import Connection
 from db.models import DocumentChunk
 
 __all__ = [
+    "CentralChunk",
+    "ChunkKey",
     "ChunkRow",
     "SourceSummary",
+    "central_chunks",
+    "chunk_texts",
     "delete_chunks",
     "delete_source",
     "insert_chunks",
     "list_sources",
 ]
+
+#: (source_type, source_id, chunk_index): where a chunk sits in its source.
+ChunkKey = tuple[str, str, int]
 
 _table: sa.Table = DocumentChunk.__table__  # type: ignore[assignment]
 
@@ -57,6 +64,8 @@ class SourceSummary:
     source_url: str | None
     chunks: int
     updated_at: datetime
+    created_at: datetime | None = None
+    pages: int | None = None  # known for PDFs
 
 
 def insert_chunks(
@@ -122,6 +131,23 @@ def delete_source(
     return int(result.rowcount or 0)
 
 
+# The page count the PDF loader records, else the highest page cited; non-numeric -> NULL.
+_pages = sa.func.coalesce(
+    sa.cast(
+        sa.func.nullif(
+            sa.func.regexp_replace(_table.c.metadata["pages"].astext, r"\D", "", "g"), ""
+        ),
+        sa.Integer,
+    ),
+    sa.cast(
+        sa.func.nullif(
+            sa.func.regexp_replace(_table.c.metadata["page"].astext, r"\D", "", "g"), ""
+        ),
+        sa.Integer,
+    ),
+)
+
+
 def list_sources(
     connection: Connection, *, user_id: uuid.UUID, source_type: str | None = None
 ) -> list[SourceSummary]:
@@ -134,6 +160,8 @@ def list_sources(
             sa.func.max(_table.c.source_url).label("source_url"),
             sa.func.count().label("chunks"),
             sa.func.max(_table.c.updated_at).label("updated_at"),
+            sa.func.min(_table.c.created_at).label("created_at"),
+            sa.func.max(_pages).label("pages"),
         )
         .where(_table.c.user_id == user_id)
         .group_by(_table.c.source_type, _table.c.source_id)
@@ -142,3 +170,101 @@ def list_sources(
     if source_type:
         query = query.where(_table.c.source_type == source_type)
     return [SourceSummary(**row._mapping) for row in connection.execute(query)]
+
+
+def chunk_texts(
+    connection: Connection, *, user_id: uuid.UUID, keys: Sequence[ChunkKey]
+) -> dict[ChunkKey, str]:
+    """The text of the user's chunks at `keys` (those that exist), e.g. a passage's
+    neighbours, so a sentence cut by a chunk boundary can be quoted whole."""
+    if not keys:
+        return {}
+    position = sa.tuple_(_table.c.source_type, _table.c.source_id, _table.c.chunk_index)
+    rows = connection.execute(
+        sa.select(
+            _table.c.source_type, _table.c.source_id, _table.c.chunk_index, _table.c.text
+        ).where(_table.c.user_id == user_id, position.in_(list(dict.fromkeys(keys))))
+    )
+    return {(r.source_type, r.source_id, r.chunk_index): r.text for r in rows}
+
+
+@dataclass(frozen=True)
+class CentralChunk:
+    """A chunk close to the centre (mean embedding) of its source: what the source is
+    mostly about. `centroid` is that mean, the same for every chunk of a source."""
+
+    chunk_id: str
+    text: str
+    source_type: str
+    source_id: str
+    source_url: str | None
+    chunk_index: int
+    metadata: dict[str, Any]
+    similarity: float  # cosine similarity to the centroid
+    centroid: list[float]
+
+
+# pgvector's avg() over a source's vectors, then its nearest chunks (an exact scan of
+# that source's rows: the HNSW index is built for one query vector over everything).
+_CENTRAL = sa.text(
+    """
+    WITH centroids AS MATERIALIZED (
+        SELECT source_type, source_id, avg(embedding) AS centroid
+        FROM document_chunks
+        WHERE user_id = :user_id AND source_id = ANY(:source_ids)
+        GROUP BY source_type, source_id
+    )
+    SELECT c.source_type, c.source_id, CAST(c.centroid AS text) AS centroid,
+           d.chunk_id, d.text, d.metadata, d.source_url, d.chunk_index, d.similarity
+    FROM centroids AS c
+    CROSS JOIN LATERAL (
+        SELECT x.chunk_id, x.text, x.metadata, x.source_url, x.chunk_index,
+               1 - (x.embedding <=> c.centroid) AS similarity
+        FROM document_chunks AS x
+        WHERE x.user_id = :user_id AND x.source_type = c.source_type
+          AND x.source_id = c.source_id
+        ORDER BY (x.embedding <=> c.centroid) + 0, x.chunk_index
+        LIMIT :per_source
+    ) AS d
+    ORDER BY c.source_type, c.source_id, d.similarity DESC
+    """
+)
+
+
+def central_chunks(
+    connection: Connection,
+    *,
+    user_id: uuid.UUID,
+    sources: Sequence[tuple[str, str]],
+    per_source: int = 2,
+) -> list[CentralChunk]:
+    """The `per_source` chunks nearest the centre of each `(source_type, source_id)`."""
+    if not sources:
+        return []
+    wanted = set(sources)
+    rows = connection.execute(
+        _CENTRAL,
+        {
+            "user_id": user_id,
+            "source_ids": sorted({source_id for _, source_id in wanted}),
+            "per_source": per_source,
+        },
+    ).mappings()
+    chunks = []
+    for row in rows:
+        if (row["source_type"], row["source_id"]) not in wanted:
+            continue
+        chunks.append(
+            CentralChunk(
+                chunk_id=row["chunk_id"],
+                text=row["text"],
+                source_type=row["source_type"],
+                source_id=row["source_id"],
+                source_url=row["source_url"],
+                chunk_index=int(row["chunk_index"]),
+                metadata=dict(row["metadata"] or {}),
+                similarity=float(row["similarity"]),
+                centroid=[float(v) for v in row["centroid"].strip("[]").split(",")],
+            )
+        )
+    return chunks
