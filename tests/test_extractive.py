@@ -104,7 +104,7 @@ def test_the_same_sentence_in_overlapping_chunks_is_quoted_once() -> None:
     passages = [
         (1, f"Parking is free for visitors. {repeated}"),
         (2, f"{repeated} Warranty claims need the original receipt."),
-        (3, f"Note: the  Zephyr kettle carries a two-year warranty on the heating element."),
+        (3, "Note: the  Zephyr kettle carries a two-year warranty on the heating element."),
     ]
     quotes = pick_sentences("Zephyr kettle warranty", passages, embeddings=HashEmbeddings())
     texts = [q.text for q in quotes]
