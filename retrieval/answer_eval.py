@@ -46,7 +46,7 @@ __all__ = [
 
 ANSWER_RECALL = 0.75
 PASSAGE_OVERLAP = 0.8
-_TOKEN = re.compile(r"[a-z0-9]+(?:[.,][0-9]+)*")
+_TOKEN = re.compile(r"[a-z0-9]+(?:\.[0-9]+)*")
 _STOP_WORDS = (
     "a an and are as at be by for from has have in is it its of on or that the this to was "
     "were which with who what when where how"

@@ -96,6 +96,9 @@ class AnswerConfig:
     k: int = 5
     # Minimum cosine similarity of the best passage; below it: "I don't know".
     score_threshold: float = 0.25
+    # Extractive mode ranks the sentences of this many passages (at least k) and cites
+    # those it quotes: the best sentence may sit in a passage ranked just below k.
+    quote_pool: int = 10
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,8 @@ class AnswerChain:
     def _pipeline(self) -> Runnable[dict[str, Any], dict[str, Any]]:
         config, llm, embeddings = self.config, self.llm, self.retriever.embeddings
         vectors, engine = self.vectors, self.retriever.engine
+        # A plain flag: a step whose code refers to the model shows as the model in graphs.
+        extractive = llm is None
 
         async def overview(inputs: dict[str, Any]) -> Overview | None:
             request = parse_overview(_question_as_is(inputs))
@@ -305,17 +310,18 @@ class AnswerChain:
             )
 
         async def embed_question(inputs: dict[str, Any]) -> list[float] | None:
-            if (inputs.get("mode") or config.mode) == "keyword" and llm is not None:
+            if (inputs.get("mode") or config.mode) == "keyword" and not extractive:
                 return None  # neither the search nor the answer needs it
             # CPU work: off the event loop.
             return await asyncio.to_thread(embeddings.embed_query, inputs["standalone"])
 
         async def retrieve(inputs: dict[str, Any]) -> list[Passage]:
             mode = inputs.get("mode") or config.mode
+            k = inputs.get("k") or config.k
             found = await self.retriever.search(
                 inputs["standalone"],
                 user_id=inputs["user_id"],
-                k=inputs.get("k") or config.k,
+                k=max(k, config.quote_pool) if extractive else k,
                 mode=mode,
                 query_vector=inputs["query_vector"] if mode != "keyword" else None,
             )

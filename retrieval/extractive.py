@@ -31,6 +31,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import BaseMessage, HumanMessage
 
+from retrieval.keyword import BM25_B
 from retrieval.prompts import EXTRACTIVE_LABEL, EXTRACTIVE_NOTHING, neutralize_citations
 from retrieval.sentences import quotable, sentence_spans
 
@@ -47,6 +48,9 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"[^\W_]+(?:[.,][0-9]+)*", re.UNICODE)
+# Codes, dates and compounds ("2012-02-13", "PC-12/47E", "nose-down") also count whole:
+# an exact identifier in a sentence is strong evidence, its parts alone are not.
+_COMPOUND = re.compile(r"[^\W_]+(?:[-–/.][^\W_]+)+", re.UNICODE)
 _STOP_WORDS = (
     "a an and are as at be by for from has have how i in is it its of on or that the this "
     "to was were what when where which who whom whose why will with do does did can could "
@@ -56,9 +60,16 @@ _STOP_WORDS = (
 )
 _STOP = frozenset(_STOP_WORDS.split())
 _NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_DECIMAL = re.compile(r"\d+[.,]\d+")
+# A date or a year standing alone: "September 21, 2020", "2012-02-13", "in 1998"; not the
+# "2018" of an identifier such as "AD 2018-23-51".
+_MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|"
+    r"December|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+)
 _YEAR_OR_DATE = re.compile(
-    r"\b(1[5-9]\d\d|20\d\d)\b|\b\d{4}-\d{2}-\d{2}\b|\b(January|February|March|April|May|June|"
-    r"July|August|September|October|November|December)\b",
+    rf"\b{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}\b|\b\d{{1,2}}\s+{_MONTH}\s+\d{{4}}\b"
+    r"|\b\d{4}-\d{2}-\d{2}\b|(?<![\w–/-])(?:1[5-9]\d\d|20\d\d)(?![\w–/-])",
     re.IGNORECASE,
 )
 _ASKS_NUMBER = re.compile(
@@ -83,9 +94,21 @@ class QuotedSentence:
     score: float
 
 
+def _singular(word: str) -> str:
+    """A plural's singular ("dates" -> "date", "policies" -> "policy"): the one
+    stemming that is safe without a language model of the word."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
 def terms(text: str) -> list[str]:
-    """Content words of `text`, lower-cased, in order (numbers kept, "11.4" whole)."""
-    return [w for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP]
+    """Content words of `text`, lower-cased (numbers kept, "11.4" whole), then its
+    compounds ("2012-02-13") whole."""
+    words = [_singular(w) for w in (m.lower() for m in _WORD.findall(text)) if w not in _STOP]
+    return words + [m.lower() for m in _COMPOUND.findall(text) if not _DECIMAL.fullmatch(m)]
 
 
 class SentenceVectors:
@@ -172,10 +195,21 @@ def pick_sentences(
     if not candidates:
         return []
     bags = [set(terms(text)) for _, _, text in candidates]
-    # Rarer terms among the candidates weigh more (a smoothed idf).
-    weight = {t: math.log(1 + len(bags) / (1 + sum(t in bag for bag in bags))) for t in wanted}
+    # Rarer terms among the candidates weigh more (a smoothed idf); a term no candidate
+    # has cannot tell them apart and would only dilute the others.
+    counts = {t: sum(t in bag for bag in bags) for t in wanted}
+    weight = {t: math.log(1 + len(bags) / (1 + n)) for t, n in counts.items() if n}
     total = sum(weight.values()) or 1.0
-    lexical = [sum(weight[t] for t in wanted & bag) / total for bag in bags]
+    # BM25's length normalisation: a long sentence matches more words by its length
+    # alone (and makes a worse quote).
+    lengths = [len(bag) or 1 for bag in bags]
+    mean_length = sum(lengths) / len(lengths)
+    lexical = [
+        sum(weight.get(t, 0.0) for t in wanted & bag)
+        / total
+        / (1 - BM25_B + BM25_B * length / mean_length)
+        for bag, length in zip(bags, lengths, strict=True)
+    ]
     if len(candidates) > MAX_CANDIDATES:
         # Cap the model's work: keep the lexically best, earlier passages first on ties.
         keep = sorted(range(len(candidates)), key=lambda i: (-lexical[i], candidates[i][1]))

@@ -171,7 +171,11 @@ def sentence_spans(text: str) -> list[Sentence]:
     if not found:
         return found
     first, last = found[0], found[-1]
-    if not _STARTS_SENTENCE.match(first.text) or _NUMBER_THEN_COMMA.match(first.text):
+    # A unit (record, list item, row) starts at a line start: whole unless the
+    # neighbouring chunk shows otherwise (retrieval.stitching).
+    if not first.unit and (
+        not _STARTS_SENTENCE.match(first.text) or _NUMBER_THEN_COMMA.match(first.text)
+    ):
         found[0] = replace(first, cut_start=True)
     if not last.unit and not _ENDS_SENTENCE.search(last.text):
         found[-1] = replace(found[-1], cut_end=True)
