@@ -32,11 +32,12 @@ __all__ = [
 
 # A list item: "- x", "* x", "• x", "1. x", "a) x".
 _BULLET = re.compile(r"^\s*(?:[-*•▪◦‣]|\d{1,3}[.)]|[a-z][.)])\s+\S")
+_BULLET_MARKER = re.compile(r"^\s*(?:[-*•▪◦‣]|\d{1,3}[.)]|[a-z][.)])\s+")
 # A line that is a unit of its own: Markdown heading, table row, "key: value; ..." record.
 _HEADING = re.compile(r"^\s*#{1,6}\s")
 _TABLE_ROW = re.compile(r"^\s*\|.*\|\s*$|^[^|\n]+(?:\s\|\s[^|\n]+){1,}$")
 _RECORD = re.compile(r"^\s*[\w .-]{1,40}:\s[^;]*(?:;\s*[\w .-]{1,40}:\s[^;]*){1,}$")
-_ENDS_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*$")
+_ENDS_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*(?:\d{1,3})?$")  # "action.6": a footnote
 _STARTS_SENTENCE = re.compile(r"^[\"'“‘(\[]?[A-Z0-9ÄÖÜÀ-Þ§•*#-]")
 _WORD = re.compile(r"[^\W\d_]{2,}", re.UNICODE)
 # "51, Amendment 39-19512 ...": the tail of a number wrapped from the previous chunk.
@@ -117,20 +118,42 @@ def _blocks(text: str) -> list[_Block]:
             close()
             current, current_unit = [(start, end)], True
             continue
-        current.append((start, end))
         following = lines[index + 1] if index + 1 < len(lines) else None
         stripped = line.strip()
-        if (
+        short_title = (
             following is not None
             and typical
             and len(stripped) < _HEADING_LINE_RATIO * typical
             and not _ENDS_SENTENCE.search(stripped)
             and not stripped.endswith((",", ";", ":", "-", "–"))
             and text[following[0] : following[1]].lstrip()[:1].isupper()
-        ):
+        )
+        if short_title:
+            previous = text[current[-1][0] : current[-1][1]].strip() if current else ""
+            if not previous or _ENDS_SENTENCE.search(previous):
+                close()  # a heading line between two paragraphs: a block of its own
+            current.append((start, end))
             close()
+            continue
+        current.append((start, end))
     close()
     return blocks
+
+
+# "... corrective action.6 The FAA sent ...": a footnote number glued to a full stop
+# hides the sentence end from the segmenter.
+_FOOTNOTE_END = re.compile(r"(?<=[a-z)][.!?])\d{1,3}\s+(?=[A-Z])")
+
+
+def _footnotes_split(segments: list[str]) -> list[str]:
+    pieces = []
+    for segment_text in segments:
+        cut = 0
+        for match in _FOOTNOTE_END.finditer(segment_text):
+            pieces.append(segment_text[cut : match.end()].strip())
+            cut = match.end()
+        pieces.append(segment_text[cut:].strip())
+    return [p for p in pieces if p]
 
 
 @lru_cache(maxsize=8192)
@@ -148,16 +171,21 @@ def sentence_spans(text: str) -> list[Sentence]:
     found: list[Sentence] = []
     for block in _blocks(text):
         raw = text[block.start : block.end]
-        if block.unit:
+        flat = re.sub(r"\s", " ", raw)  # same length as `raw`: offsets stay valid
+        marker = _BULLET_MARKER.match(flat) if block.unit else None
+        # The segmenter reads a leading "•" as a list and does not split it: skip it.
+        body = marker.end() if marker else 0
+        segments = [] if block.unit and not marker else [p.strip() for p in _segments(flat[body:])]
+        segments = [p for p in segments if p]
+        bullet = marker is not None
+        # A list item is a unit, unless it runs on into sentences (a PDF's bullet
+        # wraps over lines and there is no blank line to end it).
+        unit = block.unit and not (bullet and len(segments) > 1)
+        if unit:
             pieces = [(block.start, block.end)]
         else:
-            # Same length as `raw`: offsets found in it are offsets in `text`.
-            flat = re.sub(r"\s", " ", raw)
-            pieces, cursor = [], 0
-            for piece in _segments(flat):
-                piece = piece.strip()
-                if not piece:
-                    continue
+            pieces, cursor = [], body
+            for piece in _footnotes_split(segments):
                 at = flat.find(piece, cursor)
                 if at < 0:  # the segmenter changed the text: keep the rest as one piece
                     pieces.append((block.start + cursor, block.end))
@@ -167,7 +195,7 @@ def sentence_spans(text: str) -> list[Sentence]:
         for start, end in pieces:
             words = normalise_space(text[start:end])
             if words:
-                found.append(Sentence(start, end, words, unit=block.unit))
+                found.append(Sentence(start, end, words, unit=unit))
     if not found:
         return found
     first, last = found[0], found[-1]

@@ -217,3 +217,21 @@ def test_supporting_sentences_are_the_passage_sentences_closest_to_a_statement()
     )
     assert found == ("The Zephyr kettle carries a two year warranty on the heating element.",)
     assert supporting_sentences("Something else entirely.", PASSAGES[0][1]) == ()
+
+
+def test_a_pdf_bullet_running_on_and_a_footnote_after_a_full_stop_end_sentences() -> None:
+    text = (
+        "• Boeing Service Bulletin 737-00-1028 describes\n"
+        "procedures for a sensor test. This service\n"
+        "information is reasonably available.\n"
+        "FAA’s Determination\n"
+        "The FAA issued an emergency AD as an interim\n"
+        "corrective action.6 The FAA sent it to all\n"
+        "known owners of the airplanes.\n"
+    )
+    assert split_sentences(text) == [
+        "Boeing Service Bulletin 737-00-1028 describes procedures for a sensor test.",
+        "This service information is reasonably available.",
+        "The FAA issued an emergency AD as an interim corrective action.6",
+        "The FAA sent it to all known owners of the airplanes.",
+    ]
