@@ -183,6 +183,9 @@ def test_sentence_vectors_are_embedded_in_one_batch_and_cached() -> None:
     assert first.shape == (3, fake.dimension) and (fake.calls, fake.texts_embedded) == (1, 2)
     vectors.vectors(["another one here.", "a third one."])
     assert (fake.calls, fake.texts_embedded) == (2, 3)
+    small_batches = HashEmbeddings()
+    SentenceVectors(small_batches, batch_size=2).vectors(["a b.", "c d e.", "f."])
+    assert (small_batches.calls, small_batches.texts_embedded) == (2, 3)
 
 
 def test_a_sentence_split_between_two_chunks_is_completed_from_the_neighbours() -> None:
