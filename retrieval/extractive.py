@@ -85,7 +85,7 @@ ANSWER_TYPE_BONUS = 0.1
 RELATIVE_FLOOR = 0.6
 NEAR_DUPLICATE = 0.8
 # The model embeds at most this many sentences per answer (the lexically best).
-MAX_CANDIDATES = 32
+MAX_CANDIDATES = 16
 
 
 @dataclass(frozen=True)
