@@ -50,6 +50,7 @@ from chat_app.settings import load_settings  # noqa: E402
 from db.embedded import start_embedded  # noqa: E402
 from db.engine import PoolConfig, make_engine  # noqa: E402
 from db.schema import upgrade_to_head  # noqa: E402
+from db.spaces import personal_space_id  # noqa: E402
 from db.users import add_user  # noqa: E402
 from ingest.files import FileResult, IngestOptions, discover_files, ingest_paths  # noqa: E402
 from ingest.loaders import load_file  # noqa: E402
@@ -404,17 +405,22 @@ def main() -> None:
                         )
                         session.commit()
                         user_id: uuid.UUID = user.id
+                        space_id = personal_space_id(session, user_id=user_id)
 
                     counting = CountingEmbeddings(run.embeddings)
 
                     def ingest(
-                        engine: Any = engine, counting: Any = counting, user_id: Any = user_id
+                        engine: Any = engine,
+                        counting: Any = counting,
+                        user_id: Any = user_id,
+                        space_id: Any = space_id,
                     ) -> list[FileResult]:
                         return ingest_paths(
                             [folder],
                             engine=engine,
                             embeddings=counting,
                             user_id=user_id,
+                            space_id=space_id,
                             options=options,
                         )
 

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 from db.embedded import start_embedded  # noqa: E402
 from db.engine import PoolConfig, make_engine  # noqa: E402
 from db.schema import upgrade_to_head  # noqa: E402
+from db.spaces import personal_space_id  # noqa: E402
 from db.users import add_user  # noqa: E402
 from ingest.notion.report import SyncReport  # noqa: E402
 from ingest.notion.service import NotionOptions, connect_notion, sync_notion  # noqa: E402
@@ -128,7 +129,11 @@ def build_workspace(pages: int, seed: int = 7) -> tuple[Workspace, list[str]]:
 
 
 def timed_sync(
-    fake: FakeNotion, engine: Engine, embeddings: Counting, user_id: uuid.UUID
+    fake: FakeNotion,
+    engine: Engine,
+    embeddings: Counting,
+    user_id: uuid.UUID,
+    space_id: uuid.UUID,
 ) -> tuple[SyncReport, float, int, int]:
     fake.reset_requests()
     calls = embeddings.calls
@@ -137,6 +142,7 @@ def timed_sync(
         engine=engine,
         embeddings=embeddings,
         user_id=user_id,
+        space_id=space_id,
         options=NotionOptions(secret_key=SECRET, base_url=fake.url, requests_per_second=0),
     )
     seconds = time.perf_counter() - start
@@ -178,24 +184,30 @@ def main() -> None:
                 user = add_user(session=session, identifier="bench", password="password123")
                 session.commit()
                 user_id = user.id
+                space_id = personal_space_id(session, user_id=user_id)
             with FakeNotion(ws, max_page_size=100) as fake:
                 connect_notion(
                     engine=engine,
                     user_id=user_id,
+                    space_id=space_id,
                     token=ws.token,
                     options=NotionOptions(secret_key=SECRET, base_url=fake.url),
                 )
-                full, full_s, full_req, full_calls = timed_sync(fake, engine, embeddings, user_id)
+                full, full_s, full_req, full_calls = timed_sync(
+                    fake, engine, embeddings, user_id, space_id
+                )
                 full_counts = fake.counts()
                 again, again_s, again_req, again_calls = timed_sync(
-                    fake, engine, embeddings, user_id
+                    fake, engine, embeddings, user_id, space_id
                 )
                 again_counts = fake.counts()
                 rng = random.Random(1)
                 edited = rng.sample(ids, max(1, len(ids) // 100))
                 for page_id in edited:
                     ws.edit_page(page_id, append=sentence(rng))
-                inc, inc_s, inc_req, inc_calls = timed_sync(fake, engine, embeddings, user_id)
+                inc, inc_s, inc_req, inc_calls = timed_sync(
+                    fake, engine, embeddings, user_id, space_id
+                )
         finally:
             engine.dispose()
             server.stop()

@@ -3,9 +3,18 @@
 `AnswerChain` builds the pipeline once, as one LCEL runnable over a dict:
 
     {question, history, user_id, spaces, mode, k}
-      .assign(standalone=condense)   # a follow-up rewritten to stand alone
-      .assign(passages=retrieve)     # the user's top-k passages for it
-      .assign(answer=answer)         # "don't know" | cited LLM answer | extractive quotes
+      .assign(overview=overview)         # "what is in my knowledge base?" -> the index
+      | branch(
+          overview is not None:          # answered from the index of the readable spaces
+            .assign(standalone, passages=central chunks, quotes=key sentences, answer)
+          otherwise:
+            .assign(standalone=condense)     # a follow-up rewritten to stand alone
+            .assign(query_vector=embed)      # once, for the search and the quotes
+            .assign(passages=retrieve)       # top-k passages of the readable spaces,
+                                             #   edge sentences completed
+            .assign(quotes=pick_sentences)   # extractive mode only
+            .assign(answer=answer)           # "don't know" | LLM answer | quotes
+        )
 
 `AnswerChain.astream` streams that runnable (the "answer" key arrives token by
 token) and then builds the one final `Answer` with the passages the text actually
@@ -30,6 +39,7 @@ from langchain_core.outputs import LLMResult
 from langchain_core.runnables import (
     Runnable,
     RunnableBranch,
+    RunnableConfig,
     RunnableLambda,
     RunnablePassthrough,
     RunnableSerializable,
@@ -39,17 +49,46 @@ from sqlalchemy.engine import Engine
 from db.errors import KbError
 from db.scoped import user_scope
 from db.usage import log_usage
-from retrieval.extractive import extractive_answer, searched_without_model
+from retrieval.extractive import (
+    QuotedSentence,
+    SentenceVectors,
+    pick_sentences,
+    render_quotes,
+    searched_without_model,
+    supporting_sentences,
+    terms,
+)
 from retrieval.llm import LlmUnavailable, describe_model
+from retrieval.overview import (
+    Overview,
+    load_overview,
+    overview_passages_text,
+    parse_overview,
+    render_overview,
+    render_source_list,
+)
 from retrieval.passages import Passage, SearchMode, check_mode
-from retrieval.prompts import ANSWER_PROMPT, CONDENSE_PROMPT, DONT_KNOW, format_passages
+from retrieval.prompts import (
+    ANSWER_PROMPT,
+    CONDENSE_PROMPT,
+    DONT_KNOW,
+    OVERVIEW_PROMPT,
+    format_passages,
+)
 from retrieval.retriever import Retriever
+from retrieval.sentences import locate_quote, sentence_spans
+from retrieval.stitching import complete_sentences
 
 __all__ = ["Answer", "AnswerChain", "AnswerConfig", "Citation", "cited_numbers"]
 
 SNIPPET_CHARS = 300
 # "[1]", "[2][3]", "[1, 3]", "[1,2]"
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+# Words an LLM put in quotation marks, and the citations right after them:
+# “…” [1] or "…" [1][2] or “…” [1, 2].
+_QUOTED = re.compile(r"(?:“([^”]+)”|\"([^\"\n]+)\")\s*((?:\[\d+(?:\s*,\s*\d+)*\]\s*)+)")
+# A quote may end a sentence where the passage's goes on: "… by the crate." of "… crate, and".
+_QUOTE_END = ".!?;:,…\"'”’ "
 # Marks the answering model's runs, so its token usage is told apart from the rewrite's.
 ANSWER_TAG = "kb:answer"
 _Step = TypeVar("_Step", bound=RunnableSerializable[Any, Any])
@@ -63,15 +102,23 @@ class AnswerConfig:
     k: int = 5
     # Minimum cosine similarity of the best passage; below it: "I don't know".
     score_threshold: float = 0.25
+    # Extractive mode ranks the sentences of this many passages (at least k) and cites
+    # those it quotes: the best sentence may sit in a passage ranked just below k.
+    quote_pool: int = 10
 
 
 @dataclass(frozen=True)
 class Citation:
     """A passage cited in the answer; `number` is the [n] used in the text.
 
-    `quotes` are the exact sentences the answer quoted from this passage (extractive
-    answers), in the passage's own wording: the citation panel highlights them.
-    Empty when the answer quoted nothing verbatim (e.g. an LLM's paraphrase).
+    `quotes` are the passage's words the answer rests on, best first, and what the
+    citation panel highlights: in extractive mode the sentences quoted under [n]; in
+    an overview the key sentences; with an LLM, what it quoted word for word before
+    [n] (“…” [n]) when the passage holds it, else the passage sentences sharing the
+    most words with the answer's sentences that cite [n] (empty when none is close).
+    Each is whitespace-normalised:
+    `q in " ".join(passage.text.split())` holds, and
+    `retrieval.sentences.locate_quote(passage.text, q)` gives its span in the raw text.
     """
 
     number: int
@@ -170,6 +217,56 @@ def _dont_know(inputs: dict[str, Any]) -> str:
     return DONT_KNOW
 
 
+def _has_overview(inputs: dict[str, Any]) -> bool:
+    return inputs.get("overview") is not None
+
+
+def _quotes_by_number(quotes: Sequence[QuotedSentence]) -> dict[int, tuple[str, ...]]:
+    grouped: dict[int, list[str]] = {}
+    for quote in quotes:
+        grouped.setdefault(quote.number, []).append(quote.text)
+    return {n: tuple(texts) for n, texts in grouped.items()}
+
+
+def verbatim_quotes(text: str, passages: dict[int, Passage]) -> dict[int, tuple[str, ...]]:
+    """For an LLM answer: per cited number, the words the answer put in quotation marks
+    before [n] that passage n really contains (whitespace-normalised, as in the passage)."""
+    found: dict[int, list[str]] = {}
+    for match in _QUOTED.finditer(text):
+        quote = " ".join((match.group(1) or match.group(2) or "").split())
+        for number in cited_numbers(match.group(3)):
+            passage = passages.get(number)
+            if passage is None or not quote:
+                continue
+            for candidate in (quote, quote.rstrip(_QUOTE_END)):
+                if candidate and locate_quote(passage.text, candidate):
+                    texts = found.setdefault(number, [])
+                    if candidate not in texts:
+                        texts.append(candidate)
+                    break
+    return {n: tuple(texts) for n, texts in found.items()}
+
+
+def supporting_quotes(text: str, passages: dict[int, Passage]) -> dict[int, tuple[str, ...]]:
+    """For an LLM answer: per cited number, the passage sentences closest in words to
+    the answer's sentences that cite it (a citation standing alone after a full stop,
+    "... two years. [1]", belongs to the sentence before it)."""
+    statements: dict[int, list[str]] = {}
+    previous = ""
+    for sentence in sentence_spans(text):
+        body = _CITATION.sub(" ", sentence.text).strip()
+        if not terms(body):
+            body = previous
+        for number in cited_numbers(sentence.text):
+            statements.setdefault(number, []).append(body)
+        previous = body
+    return {
+        n: supporting_sentences(" ".join(parts), passages[n].text)
+        for n, parts in statements.items()
+        if n in passages
+    }
+
+
 def _named(runnable: _Step, name: str) -> _Step:
     runnable.name = name  # shown by get_graph() and as the run's name in traces
     return runnable
@@ -226,19 +323,47 @@ class AnswerChain:
         self.config = config or AnswerConfig()
         check_mode(self.config.mode)
         self.model_name = describe_model(llm)
+        # Sentence vectors are cached across questions (and users): overlapping chunks
+        # and popular passages repeat the same sentences.
+        self.vectors = SentenceVectors(retriever.embeddings)
         self.runnable = self._pipeline()
 
     def _pipeline(self) -> Runnable[dict[str, Any], dict[str, Any]]:
         config, llm, embeddings = self.config, self.llm, self.retriever.embeddings
+        vectors, engine = self.vectors, self.retriever.engine
+        # A plain flag: a step whose code refers to the model shows as the model in graphs.
+        extractive = llm is None
+
+        async def overview(inputs: dict[str, Any]) -> Overview | None:
+            request = parse_overview(_question_as_is(inputs))
+            if request is None:
+                return None
+            # The spaces this question's search would read: an overview lists their
+            # sources and no others.
+            user_id = inputs["user_id"]
+            scope = await self.retriever.scope(user_id, inputs.get("spaces"))
+            return await load_overview(
+                request, engine=engine, user_id=user_id, scope=scope, vectors=vectors
+            )
+
+        async def embed_question(inputs: dict[str, Any]) -> list[float] | None:
+            if (inputs.get("mode") or config.mode) == "keyword" and not extractive:
+                return None  # neither the search nor the answer needs it
+            # CPU work: off the event loop.
+            return await asyncio.to_thread(embeddings.embed_query, inputs["standalone"])
 
         async def retrieve(inputs: dict[str, Any]) -> list[Passage]:
-            return await self.retriever.search(
+            mode = inputs.get("mode") or config.mode
+            k = inputs.get("k") or config.k
+            found = await self.retriever.search(
                 inputs["standalone"],
                 user_id=inputs["user_id"],
                 spaces=inputs.get("spaces"),
-                k=inputs.get("k") or config.k,
-                mode=inputs.get("mode") or config.mode,
+                k=max(k, config.quote_pool) if extractive else k,
+                mode=mode,
+                query_vector=inputs["query_vector"] if mode != "keyword" else None,
             )
+            return await complete_sentences(found, engine=engine, user_id=inputs["user_id"])
 
         def nothing_relevant(inputs: dict[str, Any]) -> bool:
             """Nothing retrieved close enough to the question to answer from. Keyword
@@ -249,13 +374,36 @@ class AnswerChain:
             similarities = [p.similarity for p in passages if p.similarity is not None]
             return bool(similarities) and max(similarities) < config.score_threshold
 
-        def quotes(inputs: dict[str, Any]) -> list[str]:
-            pieces = [(n, p.text) for n, p in _numbered(inputs)]
-            return list(extractive_answer(inputs["standalone"], pieces, embeddings=embeddings))
+        def pick(inputs: dict[str, Any]) -> list[QuotedSentence]:
+            if nothing_relevant(inputs):
+                return []
+            return pick_sentences(
+                inputs["standalone"],
+                [(n, p.text) for n, p in _numbered(inputs)],
+                embeddings=vectors,
+                query_vector=inputs.get("query_vector"),
+            )
+
+        async def apick(inputs: dict[str, Any]) -> list[QuotedSentence]:
+            # Sentence embedding is CPU work: done in a thread.
+            return await asyncio.to_thread(pick, inputs)
 
         async def aquotes(inputs: dict[str, Any]) -> AsyncIterator[str]:
-            # Sentence embedding is CPU work: done in a thread, then streamed piece by piece.
-            for piece in await asyncio.to_thread(quotes, inputs):
+            for piece in render_quotes(inputs["quotes"]):
+                yield piece
+
+        async def overview_answer(
+            inputs: dict[str, Any], config: RunnableConfig
+        ) -> AsyncIterator[str]:
+            found: Overview = inputs["overview"]
+            if llm is None or not found.quotes:
+                for piece in render_overview(found) if llm is None else [render_source_list(found)]:
+                    yield piece
+                return
+            yield render_source_list(found) + "\n\n"
+            summary = OVERVIEW_PROMPT | llm.with_config(tags=[ANSWER_TAG]) | StrOutputParser()
+            prompt = {"question": inputs["question"], "passages": overview_passages_text(found)}
+            async for piece in summary.astream(prompt, config):
                 yield piece
 
         if llm is None:
@@ -283,11 +431,23 @@ class AnswerChain:
             ),
             "answer",
         )
-        chain = (
+        question = (
             RunnablePassthrough.assign(standalone=condense)
+            .assign(query_vector=RunnableLambda(embed_question, name="embed_question"))
             .assign(passages=RunnableLambda(retrieve, name="retrieve"))
-            .assign(answer=answer)
         )
+        if llm is None:
+            question = question.assign(quotes=RunnableLambda(apick, name="pick_sentences"))
+        question = _named(question.assign(answer=answer), "answer_question")
+        from_index = (
+            RunnablePassthrough.assign(standalone=RunnableLambda(_question_as_is))
+            .assign(passages=RunnableLambda(lambda i: i["overview"].passages, name="central"))
+            .assign(quotes=RunnableLambda(lambda i: i["overview"].quotes, name="key_sentences"))
+            .assign(answer=RunnableLambda(overview_answer, name="overview_answer"))
+        )
+        chain = RunnablePassthrough.assign(
+            overview=RunnableLambda(overview, name="overview")
+        ) | RunnableBranch((_has_overview, _named(from_index, "from_index")), question)
         return _named(chain, "kb_answer")
 
     async def astream(
@@ -314,6 +474,8 @@ class AnswerChain:
         }
         calls = _ModelCalls()
         standalone, passages, parts = question, [], []
+        quotes: list[QuotedSentence] = []
+        from_index = False
         # Each step's output arrives as its own chunk the moment the step ends, so the
         # arrival times split the latency into retrieval and generation.
         condensed_at = retrieved_at = time.perf_counter()
@@ -324,6 +486,10 @@ class AnswerChain:
                     standalone, condensed_at = chunk["standalone"], now
                 if "passages" in chunk:
                     passages, retrieved_at = chunk["passages"], now
+                if chunk.get("overview") is not None:
+                    from_index = True
+                if "quotes" in chunk:
+                    quotes = chunk["quotes"]
                 piece = chunk.get("answer")
                 if piece:
                     parts.append(piece)
@@ -338,9 +504,14 @@ class AnswerChain:
         retrieval_ms = (retrieved_at - condensed_at) * 1000
 
         text = "".join(parts)
-        by_number = dict(enumerate(passages, start=1))
+        by_number: dict[int, Passage] = dict(enumerate(passages, start=1))
+        if quotes or from_index:
+            quoted = _quotes_by_number(quotes)
+        else:
+            # What the model quoted word for word wins over the closest-words guess.
+            quoted = supporting_quotes(text, by_number) | verbatim_quotes(text, by_number)
         sources = [
-            Citation(n, by_number[n])
+            Citation(n, by_number[n], quoted.get(n, ()))
             for n in cited_numbers(text)
             if n in by_number and not text.startswith(DONT_KNOW)
         ]
@@ -354,6 +525,7 @@ class AnswerChain:
             sources_count=len(sources),
             tokens_used=calls.answer_tokens,
             rewritten=standalone != question,
+            overview=from_index,
         )
         yield Answer(
             text=text, sources=sources, standalone_question=standalone, model=self.model_name
@@ -391,6 +563,7 @@ class AnswerChain:
         sources_count: int,
         tokens_used: int | None,
         rewritten: bool,
+        overview: bool = False,
     ) -> None:
         with user_scope(self.engine, user_id) as connection:
             log_usage(
@@ -404,5 +577,5 @@ class AnswerChain:
                 sources_count=sources_count,
                 model=self.model_name,
                 tokens_used=tokens_used,
-                details={"rewritten": rewritten},
+                details={"rewritten": rewritten, "overview": overview},
             )

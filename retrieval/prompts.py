@@ -12,6 +12,7 @@ __all__ = [
     "DONT_KNOW",
     "EXTRACTIVE_LABEL",
     "EXTRACTIVE_NOTHING",
+    "OVERVIEW_PROMPT",
     "format_passages",
     "neutralize_citations",
 ]
@@ -74,3 +75,22 @@ def format_passages(passages: list[tuple[int, str, str]]) -> str:
         heading = f"[{number}] {title}".rstrip()
         blocks.append(f"{heading}\n{neutralize_citations(text.strip())}")
     return "\n\n".join(blocks)
+
+
+OVERVIEW_PROMPT = ChatPromptTemplate.from_messages(
+    [
+        (
+            "system",
+            "The user asks for an overview of their own documents. Below are the key "
+            "sentences of each document, numbered. Write a short overview: what each "
+            "document is about, in one or two sentences each, and what they have in "
+            "common if anything.\n"
+            "Rules:\n"
+            "- Cite every statement with the number of the sentence it comes from, in "
+            "square brackets, like [1] or [2][3].\n"
+            "- Use only the sentences below. Answer in the language of the question.\n\n"
+            "{passages}",
+        ),
+        ("human", "{question}"),
+    ]
+)

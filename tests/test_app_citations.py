@@ -124,7 +124,13 @@ async def test_an_llm_answers_panels_show_the_cited_passage_and_what_it_quoted(
             "How are pickers paid?", services=services, user_id=alice.id
         )
     panel = _panels(session, paraphrase)["[1]"]
-    assert "blue gate" in panel and "**" not in panel  # nothing quoted: nothing highlighted
+    # Nothing quoted word for word: the sentence the claim rests on (most words in
+    # common) is highlighted, unrelated ones are not.
+    supporting = (
+        "Pickers are paid by the crate, and every crate is weighed at the gate before noon."
+    )
+    assert "blue gate" in panel and f"**{supporting}**" in panel
+    assert "**The Quimby orchard grows" not in panel and "**The orchard shop" not in panel
 
 
 async def test_an_empty_file_gets_its_line_with_the_other_files(

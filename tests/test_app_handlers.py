@@ -17,7 +17,7 @@ from chainlit.step import StepDict
 from sqlalchemy.engine import Engine
 
 from chat_app.handlers.ask import answer_question
-from chat_app.handlers.commands import COMMANDS, parse_command, send_chat_setup
+from chat_app.handlers.commands import COMMANDS, parse_command, send_chat_setup, starters
 from chat_app.handlers.history import memory_from_steps, restore_memory
 from chat_app.handlers.session import chat_options, get_history, remember_exchange
 from chat_app.handlers.sources import forget_source, show_sources
@@ -374,3 +374,24 @@ async def test_a_chat_begun_with_a_command_is_named_after_its_first_question(
     assert names[threads["command"]] == "What is the reactor's heat?"
     assert names[threads["question"]] == "Hello?"
     assert names[threads["bobs"]] == "/sources"  # not alice's chat
+
+
+async def test_the_starters_questions_get_an_overview_of_the_knowledge_base(
+    services: Services, make_user: Callable[..., Any], tmp_path: Path
+) -> None:
+    alice = make_user("alice")
+    async with chainlit_context(alice):
+        await index_uploads(
+            [make_upload(tmp_path, "reactor.md", REACTOR)],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
+        )
+    questions = [s.message for s in starters() if not s.message.startswith("/")]
+    assert questions == ["What is in my knowledge base?", "Summarise my documents"]
+    for question in questions:
+        async with chainlit_context(alice):
+            msg = await answer_question(question, services=services, user_id=alice.id)
+        assert "Your knowledge base has 1 source" in msg.content
+        assert "reactor.md" in msg.content and "[1]" in msg.content
+        assert msg.metadata == {"kind": "answer"}

@@ -11,15 +11,17 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatResult
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import RunnableBranch, RunnableSequence
 from sqlalchemy.engine import Engine
 
+from db.chunks import ChunkRow, insert_chunks
 from db.scoped import user_scope
 from db.usage import list_usage
 from retrieval.chain import Answer, AnswerChain, AnswerConfig, cited_numbers
 from retrieval.extractive import looks_like_follow_up
 from retrieval.prompts import DONT_KNOW, EXTRACTIVE_LABEL, format_passages
 from retrieval.retriever import Retriever
+from tests.conftest import personal_space
 from tests.fakes import HashEmbeddings
 from tests.retrieval_fixtures import add_passages
 
@@ -226,15 +228,21 @@ async def test_extractive_follow_up_searches_with_the_previous_question(
     assert answer.sources[0].title == "Toaster manual"
 
 
-def test_the_chain_is_one_runnable_of_condense_then_retrieve_then_answer(
+def test_the_chain_is_one_runnable_routing_overviews_then_condense_retrieve_answer(
     engine: Engine, retriever: Retriever
 ) -> None:
     for llm in (fake_llm(), None):
         runnable = chain(engine, retriever, llm).runnable
-        assert isinstance(runnable, Runnable)
-        names = [node.name for node in runnable.get_graph().nodes.values()]
+        assert isinstance(runnable, RunnableSequence)
+        route, branch = runnable.steps
+        assert isinstance(branch, RunnableBranch)
+        assert "overview" in [node.name for node in route.get_graph().nodes.values()]
+        (_, from_index), question = branch.branches[0], branch.default
+        names = [node.name for node in question.get_graph().nodes.values()]
         steps = [name for name in names if name in ("condense", "retrieve", "answer")]
         assert steps == ["condense", "retrieve", "answer"]
+        index_steps = [node.name for node in from_index.get_graph().nodes.values()]
+        assert "central" in index_steps and "key_sentences" in index_steps
 
 
 async def test_the_runnable_alone_returns_the_rewrite_the_passages_and_the_answer(
@@ -301,3 +309,91 @@ def test_follow_up_detection() -> None:
     assert looks_like_follow_up("What about its warranty")
     assert looks_like_follow_up("Why?")
     assert not looks_like_follow_up("How many heat settings does the Aurora toaster have?")
+
+
+async def test_extractive_citations_carry_the_sentences_quoted_from_their_passage(
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
+) -> None:
+    _, answer = await collect(
+        chain(engine, retriever, None).astream("Zephyr kettle warranty", user_id=user_id)
+    )
+    assert answer.sources and all(s.quotes for s in answer.sources)
+    for source in answer.sources:
+        for quote in source.quotes:
+            assert quote in " ".join(source.passage.text.split())
+            assert f"“{quote}” [{source.number}]" in answer.text
+    kettle = next(s for s in answer.sources if s.title == "Kettle manual")
+    assert kettle.quotes == (PASSAGES[0][1],)
+
+
+async def test_llm_citations_carry_the_passage_sentences_that_support_them(
+    engine: Engine, retriever: Retriever, user_id: uuid.UUID
+) -> None:
+    llm = fake_llm("The heating element has a two year warranty. [1]")
+    _, answer = await collect(
+        chain(engine, retriever, llm).astream("Zephyr kettle warranty", user_id=user_id)
+    )
+    (kettle,) = answer.sources
+    assert kettle.quotes == (PASSAGES[0][1],)
+
+
+async def test_a_sentence_split_between_chunks_is_quoted_whole_and_shown_in_its_passage(
+    engine: Engine,
+    retriever: Retriever,
+    make_user: Callable[..., Any],
+    fake_embeddings: HashEmbeddings,
+) -> None:
+    user = make_user("carol")
+    first = (
+        "The manual starts here. Every Zephyr kettle sold in Europe carries, according "
+        "to the sales terms, a warranty"
+    )
+    second = (
+        "according to the sales terms, a warranty of exactly two years on the heating "
+        "element. Descaling is advised monthly."
+    )
+    rows = [
+        ChunkRow(
+            chunk_id=f"manual-{i}",
+            space_id=personal_space(engine, user.id),
+            added_by=user.id,
+            text=text,
+            embedding=fake_embeddings.embed_query(text),
+            source_type="file",
+            source_id="manual.pdf",
+            chunk_index=i,
+            metadata={"title": "Manual", "page": 1},
+        )
+        for i, text in enumerate([first, second])
+    ]
+    with user_scope(engine, user.id) as connection:
+        insert_chunks(connection, rows)
+    qa = chain(engine, retriever, None)
+    _, answer = await collect(
+        qa.astream("warranty of exactly two years heating element", user_id=user.id)
+    )
+    whole = (
+        "Every Zephyr kettle sold in Europe carries, according to the sales terms, a "
+        "warranty of exactly two years on the heating element."
+    )
+    assert f"“{whole}”" in answer.text
+    cited = next(s for s in answer.sources if whole in s.quotes)
+    assert whole in " ".join(cited.passage.text.split())
+
+
+def test_an_llms_word_for_word_quote_is_what_its_citation_quotes() -> None:
+    from retrieval.chain import verbatim_quotes
+    from retrieval.passages import Passage
+
+    passage = Passage(
+        chunk_id="c",
+        text="Pickers are paid by the crate,\nand every crate is weighed.",
+        source_type="file",
+        source_id="orchard.md",
+        source_url=None,
+        chunk_index=0,
+        score=1.0,
+    )
+    answer = 'It says “Pickers are paid by the crate.” [1] and "crates fly" [1], “made up” [2].'
+    # The closing full stop is the answer's, the invented quote is no quote of [1].
+    assert verbatim_quotes(answer, {1: passage}) == {1: ("Pickers are paid by the crate",)}

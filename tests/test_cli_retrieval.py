@@ -6,6 +6,7 @@ embedding model (loaded once per process).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,46 @@ def test_eval_beir_indexes_once_and_prints_every_mode_and_anchor(
     assert again.exit_code == 0, again.output
     assert "already indexed" in again.stdout
     assert "exact dense" not in again.stdout
+
+
+def test_eval_qa_scores_the_first_and_any_quote_against_the_gold_answers(
+    kb: Callable[..., Result], engine: Engine, make_user: Callable[..., Any], tmp_path: Path
+) -> None:
+    alice = make_user("alice")
+    add_passages(
+        engine,
+        load_embeddings(None),
+        alice.id,
+        [
+            ("Returns policy", "Customers may send back any item within 30 days for a refund."),
+            ("Office", "The cafeteria serves lunch from noon until two o'clock."),
+        ],
+    )
+    questions = tmp_path / "qa.jsonl"
+    lines = [
+        {
+            "id": "a",
+            "question": "How many days do customers have to send an item back?",
+            "answer": "30 days",
+            "doc": "Returns policy.md",
+        },
+        {
+            "id": "b",
+            "question": "When does the cafeteria serve lunch?",
+            "answers": ["from noon until two"],
+            "doc": "Office.md",
+        },
+        {
+            "id": "c",
+            "question": "Who won the chess tournament?",
+            "answer": "Magnus",
+            "doc": "Chess.md",
+        },
+    ]
+    questions.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    result = kb("eval", "qa", str(questions), "--user", "alice")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "Not ingested for alice: Chess.md" in out
+    assert "gold answer in the first quote: 67% (2/3)" in out
+    assert "in any quote: 67% (2/3)" in out and "mean latency" in out

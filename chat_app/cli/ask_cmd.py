@@ -48,12 +48,13 @@ def ask(
         console.print(f"[dim](searched for: {answer.standalone_question})[/]")
     if not answer.sources:
         return
-    table = Table("#", "source", "where", "snippet", title="Sources", show_lines=True)
+    table = Table("#", "source", "where", "quoted / snippet", title="Sources", show_lines=True)
     for source in answer.sources:
         where = source.url or source.source_id
         if source.location:
             where += f" ({source.location})"
         elif source.page is not None:
             where += f" (page {source.page})"
-        table.add_row(str(source.number), source.title, where, source.snippet)
+        shown = "\n".join(f"“{q}”" for q in source.quotes) or source.snippet
+        table.add_row(str(source.number), source.title, where, shown)
     console.print(table)

@@ -1,4 +1,5 @@
-"""`kb eval beir DIR`: retrieval quality on a BEIR-format dataset."""
+"""`kb eval beir DIR`: retrieval quality on a BEIR-format dataset; `kb eval qa FILE`:
+answer quality on questions with gold answers."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from chat_app.cli.context import cli_services
+from chat_app.cli.context import cli_services, user_id_for
 from chat_app.cli.output import console, progress_bar
 from chat_app.settings import load_settings
+from db.chunks import list_sources
+from db.scoped import user_scope
+from db.spaces import readable_spaces
 from ingest.eval_corpus import index_eval_corpus
+from retrieval.answer_eval import evaluate_answers, load_qa
 from retrieval.embeddings import check_backend
 from retrieval.evaluation import QueryVectors, Scores, evaluate_mode, load_beir
-from retrieval.passages import MODES
+from retrieval.passages import MODES, check_mode
 from retrieval.retriever import Retriever
 
-app = typer.Typer(help="Measure retrieval quality.", no_args_is_help=True)
+app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 
 
 @contextmanager
@@ -133,3 +138,59 @@ def beir(
             f"{s.ms_per_query:.1f}",
         )
     console.print(table)
+
+
+@app.command("qa")
+def qa(
+    file: Path = typer.Argument(..., help="JSON lines: question, answer(s), doc, passage."),
+    user: str = typer.Option(..., "--user", "-u", help="Whose documents answer (login)."),
+    mode: str | None = typer.Option(None, help="hybrid, vector or keyword (default: setting)."),
+    k: int | None = typer.Option(None, "--k", help="Passages per answer (default: setting)."),
+) -> None:
+    """Ask every question of FILE as USER and check the quotes against the gold answers.
+
+    The documents must be ingested for that user first (`kb ingest DOCS --user LOGIN`).
+    Prints, per question, whether the first quoted sentence and any quote hold the gold
+    answer, then the shares of both, the "I don't know" rate and the mean latency.
+    """
+    items = load_qa(file)
+    chosen_mode = check_mode(mode) if mode else None
+    with cli_services() as services:
+        user_id = user_id_for(services, user)
+        with user_scope(services.engine, user_id) as connection:
+            spaces = [s.id for s in readable_spaces(connection, user_id=user_id)]
+            indexed = {s.source_id for s in list_sources(connection, space_ids=spaces)}
+        missing = sorted({i.doc for i in items if i.doc and i.doc not in indexed})
+        if missing:
+            console.print(
+                f"[yellow]Not ingested for {user}:[/] {', '.join(missing)} "
+                f"(run `kb ingest PATH... --user {user}` first); their questions will fail."
+            )
+        chain = services.answer_chain()
+        with _bar("Asking") as progress:
+            report = services.run(
+                evaluate_answers(
+                    chain, items, user_id=user_id, mode=chosen_mode, k=k, progress=progress
+                )
+            )
+    table = Table(
+        "id", "first quote", "any quote", "seconds", "first quote (start)", title=file.name
+    )
+    for r in report.results:
+        first = r.quotes[0] if r.quotes else ("I don't know" if r.dont_know else "")
+        table.add_row(
+            r.item.id,
+            "yes" if r.first_hit else "no",
+            "yes" if r.any_hit else "no",
+            f"{r.seconds:.2f}",
+            first[:70] + ("…" if len(first) > 70 else ""),
+        )
+    console.print(table)
+    n = len(report.results)
+    console.print(
+        f"gold answer in the first quote: [bold]{report.first_rate:.0%}[/] "
+        f"({sum(r.first_hit for r in report.results)}/{n}) · in any quote: "
+        f"[bold]{report.any_rate:.0%}[/] ({sum(r.any_hit for r in report.results)}/{n}) · "
+        f'"I don\'t know": {report.dont_know_rate:.0%} · mean latency '
+        f"{report.mean_seconds:.2f} s"
+    )

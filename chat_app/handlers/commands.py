@@ -165,11 +165,9 @@ async def send_chat_setup(
 
 def starters() -> list[cl.Starter]:
     return [
-        cl.Starter(label="What is in my knowledge base?", message="/sources"),
+        # Both are answered from the index (retrieval.overview), with or without an LLM.
+        cl.Starter(label="What is in my knowledge base?", message="What is in my knowledge base?"),
         cl.Starter(label="Upload files", message="/upload"),
-        cl.Starter(
-            label="Summarise my documents",
-            message="Give me a short overview of the main topics in my documents.",
-        ),
+        cl.Starter(label="Summarise my documents", message="Summarise my documents"),
         cl.Starter(label="Connect Notion", message="/notion"),
     ]

@@ -212,10 +212,6 @@ def test_every_citation_opens_its_own_passage_live_after_reload_and_after_resume
     assert "Traceback" not in log and "Either path or content" not in log
 
 
-@pytest.mark.skip(
-    reason="Enable when overview answers (issue 13, answer-engine half) are merged: "
-    "today the starter answers from retrieved passages only."
-)
 def test_what_is_in_my_knowledge_base_lists_both_documents(
     server: str, browser: Browser, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:

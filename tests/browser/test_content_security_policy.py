@@ -65,9 +65,12 @@ def test_the_ui_runs_under_the_content_security_policy(
         page.click("#submit-feedback")
         answer.locator(".positive-feedback-on").wait_for(timeout=15_000)
         answer.get_by_role("link", name="[1]").first.click()
-        page.wait_for_selector("text=/File: zorblatt-manual\\.pdf/", timeout=15_000)
-        pdf_url = page.get_by_role("link", name="Open the file").first.get_attribute("href")
-        assert pdf_url and pdf_url.startswith("/kb/files/")
+        page.locator("#side-view-title").filter(has_text="[1]").wait_for(timeout=15_000)
+        panel = page.locator("#side-view-content")
+        assert "zorblatt-manual.pdf" in panel.inner_text()
+        href = panel.get_by_role("link", name="Open the file at page").first.get_attribute("href")
+        assert href and href.startswith("/kb/sources/")
+        pdf_url = href.split("#")[0]
 
         page.goto(server + "/")
         page.wait_for_selector("#chat-settings-open-modal", timeout=30_000)
