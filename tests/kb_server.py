@@ -3,6 +3,7 @@ socket.io: start it, wait for /health, log in, open sockets, stop it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -126,28 +127,74 @@ async def socket_connects(
         return await _connects(client, server, headers, transport)
 
 
+def _socket_auth() -> dict[str, Any]:
+    """What Chainlit's web client sends when it opens a new chat's socket."""
+    return {
+        "sessionId": str(uuid.uuid4()),
+        "clientType": "webapp",
+        "userEnv": "{}",
+        "chatProfile": None,
+        "threadId": None,
+    }
+
+
+async def _connect(
+    client: socketio.AsyncClient, server: KbServer, headers: dict[str, str], transport: str
+) -> None:
+    await client.connect(
+        server.base,
+        socketio_path="/ws/socket.io",
+        transports=[transport],
+        headers=headers,
+        auth=_socket_auth(),
+        wait_timeout=60,
+    )
+
+
 async def _connects(
     client: socketio.AsyncClient, server: KbServer, headers: dict[str, str], transport: str
 ) -> bool:
     try:
-        await client.connect(
-            server.base,
-            socketio_path="/ws/socket.io",
-            transports=[transport],
-            headers=headers,
-            auth={
-                "sessionId": str(uuid.uuid4()),
-                "clientType": "webapp",
-                "userEnv": "{}",
-                "chatProfile": None,
-                "threadId": None,
-            },
-            wait_timeout=60,
-        )
+        await _connect(client, server, headers, transport)
     except socketio.exceptions.ConnectionError:
         return False
     await client.disconnect()
     return True
+
+
+async def chat_replies_after(
+    server: KbServer,
+    *,
+    token: str,
+    login: str,
+    question: str,
+    before_asking: Callable[[], object],
+    until: str,
+) -> list[str]:
+    """Open a chat socket, run `before_asking` (in a thread: it may block), ask
+    `question`, and collect the chat's messages until one contains `until` (or two
+    minutes pass, so a broken server fails the test's assertion, not a hang)."""
+    replies: list[str] = []
+    async with aiohttp.ClientSession() as http:
+        sio = socketio.AsyncClient(reconnection=False, http_session=http)
+        sio.on("new_message", lambda data: replies.append(str(data.get("output", ""))))
+        await _connect(sio, server, {"Cookie": f"access_token={token}"}, "websocket")
+        await asyncio.to_thread(before_asking)
+        message = {
+            "id": str(uuid.uuid4()),
+            "threadId": str(uuid.uuid4()),
+            "name": login,
+            "type": "user_message",
+            "output": question,
+            "createdAt": "2026-01-01T00:00:00Z",
+        }
+        await sio.emit("client_message", {"message": message, "fileReferences": None})
+        for _ in range(1200):
+            if any(until in r for r in replies):
+                break
+            await asyncio.sleep(0.1)
+        await sio.disconnect()
+    return replies
 
 
 THREADS_PAGE = {"pagination": {"first": 20}, "filter": {}}

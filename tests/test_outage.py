@@ -5,20 +5,18 @@ failed once per outage; when PostgreSQL returns, the app recovers by itself."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import psycopg
 import pytest
-import socketio
 
 from tests.cli import run_kb
 from tests.kb_server import (
     THREADS_PAGE,
     KbServer,
+    chat_replies_after,
     running_server,
     serve_env,
     socket_connects,
@@ -59,45 +57,6 @@ def _log_count(app: KbServer, text: str) -> int:
     return app.log().count(text)
 
 
-async def _chat_reply_while(app: KbServer, token: str, action: object) -> list[str]:
-    """Open a chat socket, run `action` (stop the database), send a message, and
-    collect what the chat answers."""
-    replies: list[str] = []
-    async with aiohttp.ClientSession() as http:
-        sio = socketio.AsyncClient(reconnection=False, http_session=http)
-        sio.on("new_message", lambda data: replies.append(str(data.get("output", ""))))
-        await sio.connect(
-            app.base,
-            socketio_path="/ws/socket.io",
-            transports=["websocket"],
-            headers={"Cookie": f"access_token={token}"},
-            auth={
-                "sessionId": str(uuid.uuid4()),
-                "clientType": "webapp",
-                "userEnv": "{}",
-                "chatProfile": None,
-                "threadId": None,
-            },
-            wait_timeout=60,
-        )
-        await asyncio.to_thread(action)  # type: ignore[arg-type]
-        message = {
-            "id": str(uuid.uuid4()),
-            "threadId": str(uuid.uuid4()),
-            "name": "admin",
-            "type": "user_message",
-            "output": "What temperature does the reactor run at?",
-            "createdAt": "2026-01-01T00:00:00Z",
-        }
-        await sio.emit("client_message", {"message": message, "fileReferences": None})
-        for _ in range(1200):
-            if any(UNAVAILABLE in r for r in replies):
-                break
-            await asyncio.sleep(0.1)
-        await sio.disconnect()
-    return replies
-
-
 def test_a_database_outage_is_told_honestly_and_recovered_from(deployment: Deployment) -> None:
     app, database = deployment.app, deployment.database
     client = app.login(ADMIN["username"], ADMIN["password"])
@@ -105,7 +64,16 @@ def test_a_database_outage_is_told_honestly_and_recovered_from(deployment: Deplo
     assert token and client.get("/user").status_code == 200
     before = _log_count(app, "PostgreSQL is unreachable")
 
-    replies = asyncio.run(_chat_reply_while(app, token, database.stop))
+    replies = asyncio.run(
+        chat_replies_after(
+            app,
+            token=token,
+            login="admin",
+            question="What temperature does the reactor run at?",
+            before_asking=database.stop,
+            until=UNAVAILABLE,
+        )
+    )
     assert any(UNAVAILABLE in r for r in replies), replies
 
     for _ in range(3):

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from db.models import LoginSession, User
 from tests.cli import run_kb
-from tests.kb_server import THREADS_PAGE, KbServer, socket_connects
+from tests.kb_server import THREADS_PAGE, KbServer, chat_replies_after, socket_connects
 from tests.web_fixtures import PASSWORD, add_account, web, web_db, web_engine
 
 __all__ = ["web", "web_db", "web_engine"]  # fixtures
@@ -157,44 +157,14 @@ def test_an_open_socket_stops_answering_after_logout(web: KbServer, web_engine: 
     token = client.cookies.get("access_token")
     assert token
 
-    async def scenario() -> list[str]:
-        import aiohttp
-        import socketio
-
-        replies: list[str] = []
-        async with aiohttp.ClientSession() as http:
-            sio = socketio.AsyncClient(reconnection=False, http_session=http)
-            sio.on("new_message", lambda data: replies.append(str(data.get("output", ""))))
-            await sio.connect(
-                web.base,
-                socketio_path="/ws/socket.io",
-                transports=["websocket"],
-                headers={"Cookie": f"access_token={token}"},
-                auth={
-                    "sessionId": str(uuid.uuid4()),
-                    "clientType": "webapp",
-                    "userEnv": "{}",
-                    "chatProfile": None,
-                    "threadId": None,
-                },
-                wait_timeout=60,
-            )
-            await asyncio.to_thread(client.post, "/logout")
-            message = {
-                "id": str(uuid.uuid4()),
-                "threadId": str(uuid.uuid4()),
-                "name": user.identifier,
-                "type": "user_message",
-                "output": "what do my documents say?",
-                "createdAt": "2026-01-01T00:00:00Z",
-            }
-            await sio.emit("client_message", {"message": message, "fileReferences": None})
-            for _ in range(600):
-                if any("session has ended" in r for r in replies):
-                    break
-                await asyncio.sleep(0.1)
-            await sio.disconnect()
-        return replies
-
-    replies = asyncio.run(scenario())
+    replies = asyncio.run(
+        chat_replies_after(
+            web,
+            token=token,
+            login=user.identifier,
+            question="what do my documents say?",
+            before_asking=lambda: client.post("/logout"),
+            until="session has ended",
+        )
+    )
     assert any("Your session has ended" in r for r in replies), replies

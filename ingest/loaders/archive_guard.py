@@ -11,14 +11,34 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
+
+from lxml.etree import XMLSyntaxError
 
 from ingest.errors import CorruptFile, PossibleZipBomb
 from ingest.loaders.options import ArchiveLimits
 from ingest.loaders.source import SourceFile
 
-__all__ = ["ZIP_FORMATS", "check_archive", "human_bytes"]
+__all__ = ["ZIP_FORMATS", "ZIP_PARSE_ERRORS", "check_archive", "human_bytes"]
 
 ZIP_FORMATS = frozenset({"docx", "xlsx", "pptx", "epub"})
+
+# What parsing a damaged zip-of-XML document raises, whichever library reads it; each
+# loader adds its library's own error. They all mean "this file is damaged".
+ZIP_PARSE_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
+    RuntimeError,  # zip-level encrypted members
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    XMLSyntaxError,
+    OSError,
+    EOFError,
+)
 
 
 def check_archive(source: SourceFile, limits: ArchiveLimits) -> None:

@@ -12,7 +12,6 @@ import io
 import posixpath
 import warnings
 import zipfile
-import zlib
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import unquote
@@ -22,6 +21,7 @@ from ebooklib import epub
 from lxml import etree
 
 from ingest.errors import CorruptFile, EncryptedFile, NoExtractableText
+from ingest.loaders.archive_guard import ZIP_PARSE_ERRORS
 from ingest.loaders.html_page import html_text
 from ingest.loaders.normalise import one_line
 from ingest.loaders.options import LoadContext
@@ -33,21 +33,7 @@ __all__ = ["load_epub"]
 warnings.filterwarnings("ignore", category=UserWarning, module="ebooklib")
 warnings.filterwarnings("ignore", category=FutureWarning, module="ebooklib")
 
-_PARSE_ERRORS = (
-    epub.EpubException,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
-    RuntimeError,  # zip-level encrypted members
-    KeyError,
-    ValueError,
-    TypeError,
-    IndexError,
-    AttributeError,
-    etree.XMLSyntaxError,
-    OSError,
-    EOFError,
-)
+_PARSE_ERRORS: tuple[type[BaseException], ...] = (epub.EpubException, *ZIP_PARSE_ERRORS)
 # Font obfuscation (IDPF, Adobe) "encrypts" fonts only, to stop their reuse; the text
 # is readable. Any other algorithm in META-INF/encryption.xml is DRM.
 _FONT_OBFUSCATION = {"http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC"}

@@ -10,39 +10,23 @@ slide's text after "Speaker notes:". Parts carry `slide` (1-based), `slide_title
 from __future__ import annotations
 
 import io
-import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from lxml.etree import XMLSyntaxError
 from pptx import Presentation
 from pptx.exc import PythonPptxError
 from pptx.shapes.group import GroupShape
 from pptx.slide import Slide
 
 from ingest.errors import CorruptFile, EmptyFile, NoExtractableText
+from ingest.loaders.archive_guard import ZIP_PARSE_ERRORS
 from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.options import LoadContext
 from ingest.loaders.source import Extracted, Part, SourceFile
 
 __all__ = ["load_pptx"]
 
-_PARSE_ERRORS = (
-    PythonPptxError,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
-    RuntimeError,  # zip-level encrypted members
-    KeyError,
-    ValueError,
-    TypeError,
-    IndexError,
-    AttributeError,
-    XMLSyntaxError,
-    OSError,
-    EOFError,
-)
+_PARSE_ERRORS: tuple[type[BaseException], ...] = (PythonPptxError, *ZIP_PARSE_ERRORS)
 
 
 def load_pptx(source: SourceFile, context: LoadContext) -> Extracted:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,27 +21,14 @@ from docx.opc.exceptions import PackageNotFoundError
 from docx.oxml.ns import qn
 from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
-from lxml.etree import XMLSyntaxError
 
 from ingest.errors import CorruptFile, NoExtractableText
+from ingest.loaders.archive_guard import ZIP_PARSE_ERRORS
 from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.source import Extracted, Part, SourceFile
 
 _HEADING_STYLE = re.compile(r"(?i)^heading\s*([1-9])$")
-_PARSE_ERRORS = (
-    PackageNotFoundError,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
-    RuntimeError,  # zip-level encrypted members
-    KeyError,
-    ValueError,
-    XMLSyntaxError,
-    AttributeError,
-    IndexError,
-    OSError,
-    EOFError,
-)
+_PARSE_ERRORS: tuple[type[BaseException], ...] = (PackageNotFoundError, *ZIP_PARSE_ERRORS)
 
 
 def load_docx(source: SourceFile) -> Extracted:

@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import io
 import warnings
-import zipfile
-import zlib
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
-from lxml.etree import XMLSyntaxError
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
 from ingest.errors import CorruptFile, EmptyFile
+from ingest.loaders.archive_guard import ZIP_PARSE_ERRORS
 from ingest.loaders.csv_records import ROWS_PER_PART, header_names, record_line
 from ingest.loaders.normalise import normalise_text, one_line
 from ingest.loaders.options import LoadContext
@@ -36,21 +34,10 @@ __all__ = ["load_xlsx"]
 # extensions, data validation); the text is what matters here.
 warnings.filterwarnings("ignore", category=UserWarning, module="openpyxl")
 
-_PARSE_ERRORS = (
+_PARSE_ERRORS: tuple[type[BaseException], ...] = (
     InvalidFileException,
-    zipfile.BadZipFile,
-    zlib.error,
-    NotImplementedError,  # zip features Python lacks (or flag bits damaged into them)
-    RuntimeError,  # zip-level encrypted members
-    KeyError,
-    ValueError,
-    TypeError,
-    IndexError,
-    AttributeError,
-    XMLSyntaxError,
     ParseError,
-    OSError,
-    EOFError,
+    *ZIP_PARSE_ERRORS,
 )
 
 
