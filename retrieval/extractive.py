@@ -338,16 +338,21 @@ _PRONOUNS = frozenset(
 )
 _FOLLOW_UP_OPENINGS = ("and ", "also ", "what about ", "how about ", "but ")
 FOLLOW_UP_MAX_WORDS = 3
+# A pronoun this early leans on the previous question ("does it ...", "what is its
+# ..."); later in the question it usually points back inside it ("who fixes the fee,
+# and can the trustee negotiate it?"), and the previous question's words would pull in
+# the previous topic's passages.
+FOLLOW_UP_PRONOUN_WITHIN = 4
 
 
 def looks_like_follow_up(question: str) -> bool:
-    """Very short, opening with "and/what about...", or leaning on a pronoun."""
+    """Very short, opening with "and/what about...", or leaning on a pronoun early."""
     text = question.lower().strip()
     words = re.findall(r"[a-z0-9']+", text)
     return (
         len(words) <= FOLLOW_UP_MAX_WORDS
         or text.startswith(_FOLLOW_UP_OPENINGS)
-        or bool(_PRONOUNS & set(words))
+        or bool(_PRONOUNS & set(words[:FOLLOW_UP_PRONOUN_WITHIN]))
     )
 
 

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chat_app.handlers.jobs import show_jobs
 from chat_app.handlers.upload import accepted_types
 from chat_app.services import Services
+from db import jobs as repo
 from tests.app_fixtures import (
     REACTOR,
     app_services,
@@ -24,6 +26,7 @@ from tests.app_fixtures import (
     outputs,
     personal_access,
     services,
+    user_spaces,
 )
 from tests.job_fixtures import index_uploads, run_jobs
 
@@ -175,3 +178,33 @@ def test_the_drop_zone_accepts_exactly_what_the_loaders_read() -> None:
         "." + e.lstrip(".") for e in SUPPORTED_EXTENSIONS
     }
     assert config["features"]["favorites"] is False
+
+
+async def test_a_corrupt_upload_is_a_failed_job_not_retried_and_jobs_lists_it_to_its_owner(
+    services: Services, make_user: Callable[..., Any], tmp_path: Path
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    async with chainlit_context(alice):
+        outcomes = await index_uploads(
+            [make_upload(tmp_path, "broken.pdf", b"%PDF-1.7 this is not really a pdf")],
+            services=services,
+            user_id=alice.id,
+            space=personal_access(services, alice.id),
+        )
+    assert [o.status for o in outcomes] == ["error"]
+    with services.engine.begin() as conn:
+        (row,) = repo.list_jobs(conn, space_ids=None, limit=10)
+    # Bad input fails at once with its reason; only transient trouble is retried.
+    assert (row.status, row.attempts) == ("failed", 1)
+    assert row.message and "broken.pdf" in row.message
+
+    async with chainlit_context(alice) as session:
+        await show_jobs(services=services, user_id=alice.id, spaces=user_spaces(services, alice.id))
+    (listing,) = outputs(session)
+    assert "broken.pdf" in listing and "failed" in listing.lower()
+    assert listing.lower().count("failed") == 1  # the status is said once
+
+    async with chainlit_context(bob) as session:
+        await show_jobs(services=services, user_id=bob.id, spaces=user_spaces(services, bob.id))
+    (listing,) = outputs(session)
+    assert "broken.pdf" not in listing and "No jobs yet" in listing

@@ -309,6 +309,16 @@ def test_follow_up_detection() -> None:
     assert looks_like_follow_up("What about its warranty")
     assert looks_like_follow_up("Why?")
     assert not looks_like_follow_up("How many heat settings does the Aurora toaster have?")
+    assert looks_like_follow_up("How long does its battery last?")
+    # A pronoun late in a long question points inside it: searching it together with
+    # the previous question quoted the previous topic first (found in a long chat).
+    assert not looks_like_follow_up(
+        "Who fixes a Chapter 13 standing trustee's percentage fee, and can the trustee"
+        " negotiate it?"
+    )
+    assert not looks_like_follow_up(
+        "Which existing airworthiness directive would this proposed rule supersede?"
+    )
 
 
 async def test_extractive_citations_carry_the_sentences_quoted_from_their_passage(

@@ -220,9 +220,12 @@ async def show_jobs(
         for row in rows:
             who = row.requested_by_login or ("schedule" if row.origin == "schedule" else "")
             what = f"{KIND_LABELS.get(row.kind, row.kind)}: {row.title}"
+            line = job_line(row)
+            # "failed: Failed: x is not a PDF" says the status twice.
+            status = line if line.lower().startswith(row.status) else f"{row.status}: {line}"
             lines.append(
                 f"| {row.id} | {_escape(what)} | {_escape(names.get(row.space_id, ''))} | "
-                f"{row.status}: {_escape(job_line(row))} | {_escape(who)} | "
+                f"{_escape(status)} | {_escape(who)} | "
                 f"{when(row.created_at)} |"
             )
         text = "\n".join(lines)
