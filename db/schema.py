@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,10 +13,6 @@ from sqlalchemy.engine import Engine
 
 from db.errors import SchemaOutOfDate
 from db.models import Base
-
-# Alembic 1.17 logs every plugin it sets up at INFO, on each start of `kb serve`; the
-# "Running upgrade" lines stay.
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 __all__ = [
     "alembic_config",
