@@ -7,6 +7,7 @@ with real worker processes are in tests/test_workers.py.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,7 +25,8 @@ from chat_app.cli import app as kb_app
 from chat_app.handlers.jobs import reattach_jobs, taken_over
 from chat_app.handlers.upload import ingest_uploads
 from chat_app.jobs.retry import JobRetry
-from chat_app.jobs.runner import wait_for_jobs
+from chat_app.jobs.runner import OneLineForBadInput, wait_for_jobs
+from chat_app.jobs.tasks import JobFailed
 from chat_app.services import Services
 from db import jobs as repo
 from db.errors import DatabaseUnavailable
@@ -274,3 +276,20 @@ def test_the_migrations_apply_procrastinates_newest_schema(engine: Engine) -> No
         )
     assert {"procrastinate_jobs", "procrastinate_workers", "jobs", "job_files"} <= tables
     assert {"procrastinate_fetch_job_v2", "procrastinate_retry_job_v2"} <= functions
+
+
+def test_a_job_failed_on_bad_input_is_one_warning_line_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("procrastinate.worker.test")
+    logger.addFilter(OneLineForBadInput())
+    for failure in (JobFailed("broken.pdf is not a PDF."), RuntimeError("a bug")):
+        try:
+            raise failure
+        except Exception:
+            logger.error("Job kb.index_file[7]() ended with status: Error", exc_info=True)
+    bad_input, bug = caplog.records
+    assert (bad_input.levelname, bad_input.exc_info) == ("WARNING", None)
+    assert bad_input.getMessage().endswith("Error: broken.pdf is not a PDF.")
+    assert "Traceback" not in caplog.text.split("\n")[0]
+    assert bug.levelname == "ERROR" and bug.exc_info is not None  # real errors keep theirs

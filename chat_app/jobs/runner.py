@@ -22,6 +22,7 @@ from typing import Any
 
 from chat_app.jobs.queue import JobQueue
 from chat_app.jobs.registry import QUEUE_INGEST, QUEUE_MAINTENANCE
+from chat_app.jobs.tasks import JobFailed
 from chat_app.services import Services
 from db import jobs as repo
 from db.job_schema import check_job_schema
@@ -119,8 +120,24 @@ async def run_workers(
                 raise result
 
 
+class OneLineForBadInput(logging.Filter):
+    """A job that fails on bad input (`JobFailed`: a corrupt file, missing rights) is
+    the user's news, stored on the job and shown in the chat. procrastinate logs every
+    failed job as an error with its traceback; for these the log gets one warning line
+    with the reason instead, so real errors stand out."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, JobFailed):
+            record.msg, record.args = f"{record.getMessage()}: {failure}", ()
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def run_worker_process(services: Services, *, concurrency: int, name: str | None = None) -> None:
     """`kb worker`: load the model, then run until SIGINT or SIGTERM."""
+    logging.getLogger("procrastinate.worker").addFilter(OneLineForBadInput())
     check_job_schema()
     lower_priority(services)
     services.embeddings  # noqa: B018 (load the model before taking jobs)
