@@ -224,17 +224,12 @@ class JobQueue:
 
     def get(self, job_id: int) -> JobRow:
         with self.services.engine.begin() as conn:
-            row = repo.get_job(conn, job_id=job_id)
-        if row is None:
-            raise NotFound(f"No job {job_id}.", hint="See `kb jobs list`.")
-        return row
+            return _existing(conn, job_id)
 
     def cancel(self, job_id: int) -> JobRow:
         """Cancel a waiting job at once; ask a running one to stop (it rolls back)."""
         with self.services.engine.begin() as conn:
-            row = repo.get_job(conn, job_id=job_id)
-            if row is None:
-                raise NotFound(f"No job {job_id}.", hint="See `kb jobs list`.")
+            row = _existing(conn, job_id)
             if row.finished:
                 raise InvalidInput(f"Job {job_id} has ended already ({row.status}).")
             raw = conn.connection.driver_connection
@@ -253,16 +248,12 @@ class JobQueue:
                     done=row.done,
                     total=row.total,
                 )
-            updated = repo.get_job(conn, job_id=job_id)
-        assert updated is not None
-        return updated
+            return _existing(conn, job_id)
 
     def retry(self, job_id: int) -> JobRow:
         """Put a failed job back in the queue (its file, if any, is still stored)."""
         with self.services.engine.begin() as conn:
-            row = repo.get_job(conn, job_id=job_id)
-            if row is None:
-                raise NotFound(f"No job {job_id}.", hint="See `kb jobs list`.")
+            row = _existing(conn, job_id)
             status = repo.queue_status(conn, job_id=job_id)
             if row.status != "failed" or status != "failed":
                 raise InvalidInput(
@@ -273,9 +264,7 @@ class JobQueue:
             repo.mark_requeued(
                 conn, job_id=job_id, status="queued", message="Queued again (retry).", error=None
             )
-            updated = repo.get_job(conn, job_id=job_id)
-        assert updated is not None
-        return updated
+            return _existing(conn, job_id)
 
     def live_workers(self) -> int:
         """Workers alive now (a heartbeat within the stall limit)."""
@@ -283,3 +272,11 @@ class JobQueue:
             return repo.live_workers(
                 conn, within_seconds=self.services.settings.worker_stalled_seconds
             )
+
+
+def _existing(conn: Connection, job_id: int) -> JobRow:
+    """The job's row, or the one message `kb jobs` gives for an unknown id."""
+    row = repo.get_job(conn, job_id=job_id)
+    if row is None:
+        raise NotFound(f"No job {job_id}.", hint="See `kb jobs list`.")
+    return row
