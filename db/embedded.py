@@ -5,6 +5,12 @@ to the server that is already running instead of starting another one. Each
 attached process is listed in `<pgdata>/.handle_pids.json`; the last one to let go
 stops the server. A process killed hard never lets go, so dead pids are pruned
 before attaching and before letting go: otherwise the server would never stop.
+
+A new data directory gets `kb-tuning.conf` (included from `postgresql.conf`) with a
+shared buffer cache sized to the machine: PostgreSQL's default of 128 MB holds a
+tenth of a 500k-chunk table, and every search past it reads pages through the
+kernel again. The file is written once; edit it to change the setting (a restart of
+the server applies it).
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ from db.errors import DatabaseUnavailable
 __all__ = ["EmbeddedServer", "binaries_dir", "prune_dead_handles", "start_embedded"]
 
 HANDLES_FILE = ".handle_pids.json"
+TUNING_FILE = "kb-tuning.conf"
+# A share of the machine's memory for PostgreSQL's buffer cache: the app, the
+# embedding model and the kernel's page cache need the rest.
+SHARED_BUFFERS_SHARE = 8
+SHARED_BUFFERS_MIN_MB = 128
+SHARED_BUFFERS_MAX_MB = 4096
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,14 @@ def start_embedded(pgdata: Path, *, database: str = "kb") -> EmbeddedServer:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     prune_dead_handles(pgdata)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        if pgdata in pgserver.PostgresServer._instances:  # started by this process
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        else:
+            server = pgserver.get_server(pgdata, cleanup_mode="stop", start=False)
+            with pgserver.PostgresServer._lock:
+                server.ensure_pgdata_inited()
+                write_tuning(pgdata)
+            server.start()
     except Exception as exc:  # the wheel raises plain exceptions with log text
         log = pgdata / "log"
         raise DatabaseUnavailable(
@@ -98,6 +117,29 @@ def start_embedded(pgdata: Path, *, database: str = "kb") -> EmbeddedServer:
         url=server.get_uri(database=database, driver="psycopg"),
         handle=server,
     )
+
+
+def shared_buffers_mb(total_memory: int) -> int:
+    """The buffer cache for a machine with `total_memory` bytes, in MB."""
+    share = total_memory // SHARED_BUFFERS_SHARE // (1024 * 1024)
+    return max(SHARED_BUFFERS_MIN_MB, min(SHARED_BUFFERS_MAX_MB, share))
+
+
+def write_tuning(pgdata: Path) -> None:
+    """Write `kb-tuning.conf` once and include it from `postgresql.conf`."""
+    tuning = pgdata / TUNING_FILE
+    if not tuning.exists():
+        megabytes = shared_buffers_mb(psutil.virtual_memory().total)
+        tuning.write_text(
+            "# Written by kb for its embedded server; edit freely (restart to apply).\n"
+            f"shared_buffers = '{megabytes}MB'\n"
+        )
+        tuning.chmod(0o644)
+    conf = pgdata / "postgresql.conf"
+    include = f"include_if_exists = '{TUNING_FILE}'"
+    text = conf.read_text()
+    if include not in text:
+        conf.write_text(text.rstrip("\n") + f"\n\n# kb\n{include}\n")
 
 
 def _ensure_database(admin_uri: str, database: str) -> None:

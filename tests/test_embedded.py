@@ -100,3 +100,42 @@ def test_db_shell_opens_psql_on_the_embedded_database_and_stops_it_after(app_dir
     assert shell.returncode == 0, shell.stderr
     assert "kb_tables" in shell.stdout and "0" in shell.stdout
     assert not (app_dir / ".kb" / "pgdata" / "postmaster.pid").exists()
+
+
+def test_embedded_server_gets_a_buffer_cache_sized_to_the_machine_and_keeps_an_edit(
+    app_dir: Path,
+) -> None:
+    import psutil
+
+    from db.embedded import TUNING_FILE, shared_buffers_mb
+
+    assert kb("setup", cwd=app_dir).returncode == 0
+    tuning = app_dir / ".kb" / "pgdata" / TUNING_FILE
+    expected = shared_buffers_mb(psutil.virtual_memory().total)
+    assert f"shared_buffers = '{expected}MB'" in tuning.read_text()
+    shown = run_kb("db", "shell", cwd=app_dir, stdin="SHOW shared_buffers;\n")
+    assert shown.returncode == 0, shown.stderr
+    assert _megabytes(shown.stdout) == expected
+    # An operator's edit survives the next start.
+    tuning.write_text("shared_buffers = '160MB'\n")
+    shown = run_kb("db", "shell", cwd=app_dir, stdin="SHOW shared_buffers;\n")
+    assert _megabytes(shown.stdout) == 160
+    assert tuning.read_text() == "shared_buffers = '160MB'\n"
+
+
+def _megabytes(psql_output: str) -> int:
+    for line in psql_output.split():
+        if line.endswith("MB") and line[:-2].isdigit():
+            return int(line[:-2])
+        if line.endswith("GB") and line[:-2].isdigit():
+            return int(line[:-2]) * 1024
+    raise AssertionError(f"no size in {psql_output!r}")
+
+
+def test_buffer_cache_is_an_eighth_of_memory_within_bounds() -> None:
+    from db.embedded import shared_buffers_mb
+
+    gib = 1024**3
+    assert shared_buffers_mb(24 * gib) == 3072
+    assert shared_buffers_mb(512 * 1024**2) == 128  # never below PostgreSQL's default
+    assert shared_buffers_mb(256 * gib) == 4096
