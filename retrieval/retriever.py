@@ -24,7 +24,7 @@ from retrieval.dense import DenseSearch
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.keyword import keyword_search
 from retrieval.passages import Passage, SearchFilters, SearchMode, check_mode
-from retrieval.scope import SearchScope, resolve_scope
+from retrieval.scope import SearchScope, SpaceSizes, resolve_scope
 
 __all__ = ["Retriever"]
 
@@ -56,6 +56,7 @@ class Retriever:
         self.engine = engine
         self.embeddings = embeddings
         self.exact_scan_max_chunks = exact_scan_max_chunks
+        self.space_sizes = SpaceSizes()
         self._dense: DenseSearch | None = None
         self._dense_lock = asyncio.Lock()
 
@@ -122,7 +123,11 @@ class Retriever:
             async with self.engine.connect() as connection:
                 return await connection.run_sync(
                     lambda sync: resolve_scope(
-                        sync, user_id=user_id, wanted=spaces, cap=self.exact_scan_max_chunks
+                        sync,
+                        user_id=user_id,
+                        wanted=spaces,
+                        cap=self.exact_scan_max_chunks,
+                        sizes=self.space_sizes,
                     )
                 )
 

@@ -18,6 +18,7 @@ from db.scoped import ReadScope, make_read_engine, read_scope, rls_enforced
 from retrieval.dense import DenseSearch, ef_search_for
 from retrieval.passages import SearchFilters
 from retrieval.retriever import Retriever
+from retrieval.scope import SpaceSizes
 from tests.conftest import personal_space
 from tests.retrieval_fixtures import add_passages
 
@@ -238,3 +239,28 @@ async def test_a_disabled_member_finds_nothing(
         conn.execute(sa.text("UPDATE users SET is_active = false WHERE id = :u"), {"u": alice})
     for mode in ("vector", "keyword", "hybrid"):
         assert await retriever.search("descale the kettle", user_id=alice, k=5, mode=mode) == []
+
+
+async def test_a_space_size_is_remembered_for_a_while_but_membership_is_read_every_time(
+    engine: Engine,
+    read_engine: Any,
+    fake_embeddings: Embeddings,
+    users: tuple[uuid.UUID, uuid.UUID],
+) -> None:
+    alice, bob = users
+    now = [0.0]
+    retriever = Retriever(engine=read_engine, embeddings=fake_embeddings, exact_scan_max_chunks=2)
+    retriever.space_sizes = SpaceSizes(ttl=30.0, clock=lambda: now[0])
+    first = await retriever.scope(alice)
+    assert (first.chunks, first.small) == (2, True)
+    add_passages(
+        engine, fake_embeddings, alice, [("More", "Prune the roses in March.")], prefix="a2"
+    )
+    # The size is a plan choice: a count a few seconds old is used as it is ...
+    assert (await retriever.scope(alice)).chunks == 2
+    now[0] = 31.0
+    # ... and counted again (up to the cap + 1) once it is older than the ttl.
+    later = await retriever.scope(alice)
+    assert (later.chunks, later.small) == (3, False)
+    # Bob reads only his own space, whatever Alice's count says.
+    assert list((await retriever.scope(bob)).spaces) == [personal_space(engine, bob)]
