@@ -19,7 +19,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import psycopg
@@ -148,14 +148,30 @@ _CHECKIN = "SELECT set_config('role', 'none', false), set_config('app.user_id', 
 
 
 def _execute_now(dbapi_connection: Any, statement: str, params: tuple[str, ...] = ()) -> None:
-    # Committed at once: a session-level setting made in a transaction that is later
-    # rolled back (the pool's reset does exactly that) would be undone with it.
-    cursor = dbapi_connection.cursor()
+    """Run `statement` in its own committed transaction: one round trip.
+
+    Committed at once, because a session-level setting made in a transaction that is
+    later rolled back (the pool's reset does exactly that) would be undone with it.
+    Between transactions (the pool checks connections in and out there) autocommit
+    sends the statement alone; the BEGIN, statement, COMMIT of a plain transaction
+    tripled the round trips of every search's checkout and checkin.
+    """
+    idle = not dbapi_connection.autocommit and (
+        dbapi_connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    )
+    if idle:
+        dbapi_connection.autocommit = True
     try:
-        cursor.execute(statement, params)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(statement, params)
+        finally:
+            cursor.close()
     finally:
-        cursor.close()
-    dbapi_connection.commit()
+        if idle:
+            dbapi_connection.autocommit = False
+    if not idle:
+        dbapi_connection.commit()
 
 
 def make_read_engine(url: str, pool: PoolConfig | None = None) -> AsyncEngine:
@@ -165,7 +181,9 @@ def make_read_engine(url: str, pool: PoolConfig | None = None) -> AsyncEngine:
     refused CREATEROLE), the role stays the login role and the SQL filters are the
     only guard, as in `user_scope`.
     """
-    engine = make_async_engine(url, pool)
+    # The checkout's own statement is the ping: a connection that fails it is discarded
+    # and another checked out (below), so the pool's pre-ping would be a second one.
+    engine = make_async_engine(url, replace(pool or PoolConfig(), pool_pre_ping=False))
     role_usable: list[bool] = []
 
     def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
