@@ -238,9 +238,8 @@ def load(conn: psycopg.Connection, world: World, vectors: np.ndarray, texts: lis
     # What autovacuum does soon after a load: statistics, and the visibility map
     # that lets the readable-set count read the space index alone.
     conn.execute("VACUUM ANALYZE")
-    print(
-        f"  HNSW build (m=16, ef_construction=64) + VACUUM ANALYZE: {time.perf_counter() - started:.1f} s"
-    )
+    built = time.perf_counter() - started
+    print(f"  HNSW build (m=16, ef_construction=64) + VACUUM ANALYZE: {built:.1f} s")
 
 
 def make_queries(

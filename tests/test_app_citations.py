@@ -27,7 +27,6 @@ from tests.app_fixtures import (
     emitted,
     make_upload,
     outputs,
-    personal_access,
     services,
 )
 from tests.job_fixtures import index_uploads
@@ -69,7 +68,6 @@ async def test_each_answer_cites_its_own_passages_shown_whole_with_the_quote_in_
             ],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     async with chainlit_context(alice) as session:
         reactor = await answer_question(
@@ -108,7 +106,6 @@ async def test_an_llm_answers_panels_show_the_cited_passage_and_what_it_quoted(
             [make_upload(tmp_path, "orchard.md", ORCHARD)],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     quoting = ["The guide says “Pickers are paid", " by the crate.” [1]"]
     monkeypatch.setattr(openai_stub, "ANSWER_PIECES", quoting)
@@ -142,7 +139,6 @@ async def test_an_empty_file_gets_its_line_with_the_other_files(
             [make_upload(tmp_path, "orchard.md", ORCHARD), make_upload(tmp_path, "empty.pdf", b"")],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert [(o.name, o.status) for o in outcomes] == [
         ("orchard.md", "indexed"),

@@ -31,12 +31,11 @@ from tests.app_fixtures import (
     data_layer,
     emitted,
     make_upload,
-    personal_access,
     services,
     settle,
 )
 from tests.format_factory import write_pptx
-from tests.job_fixtures import finish, index_uploads
+from tests.job_fixtures import finish, index_uploads, upload_as
 
 __all__ = ["app_services", "data_layer", "services"]  # fixtures, used by name
 
@@ -48,13 +47,7 @@ async def test_answer_streams_and_cites_sources_as_side_elements_named_in_the_te
     services: Services, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:
     alice = make_user("alice")
-    async with chainlit_context(alice):
-        await index_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)],
-            services=services,
-            user_id=alice.id,
-            space=personal_access(services, alice.id),
-        )
+    await upload_as(alice, services, tmp_path)
     async with chainlit_context(alice) as session:
         msg = await answer_question(
             "At what temperature does the Zorblatt reactor operate?",
@@ -83,7 +76,6 @@ async def test_citations_name_the_slide_a_passage_comes_from(
             [make_upload(tmp_path, "review.pptx", deck)],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert [o.status for o in outcomes] == ["indexed"]
 
@@ -106,13 +98,7 @@ async def test_a_user_never_gets_answers_from_another_users_documents(
     services: Services, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    async with chainlit_context(alice):
-        await index_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)],
-            services=services,
-            user_id=alice.id,
-            space=personal_access(services, alice.id),
-        )
+    await upload_as(alice, services, tmp_path)
     async with chainlit_context(bob) as session:
         msg = await answer_question(
             "At what temperature does the Zorblatt reactor operate?",
@@ -142,9 +128,7 @@ async def test_an_uploaded_file_is_linked_from_its_citation(
         )
         await message.send()
         await settle()
-        await index_uploads(
-            [upload], services=services, user_id=alice.id, space=personal_access(services, alice.id)
-        )
+        await index_uploads([upload], services=services, user_id=alice.id)
     async with chainlit_context(alice, thread_id=thread_id):
         msg = await answer_question(
             "Zorblatt reactor temperature?", services=services, user_id=alice.id
@@ -217,13 +201,7 @@ async def test_resumed_chat_gets_its_memory_back_from_the_stored_steps(
 
     alice = make_user("alice")
     thread_id = str(uuid.uuid4())
-    async with chainlit_context(alice):
-        await index_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)],
-            services=services,
-            user_id=alice.id,
-            space=personal_access(services, alice.id),
-        )
+    await upload_as(alice, services, tmp_path)
     async with chainlit_context(alice, thread_id=thread_id):
         await data_layer.update_thread(thread_id, user_id=str(alice.id))
         question = "At what temperature does the Zorblatt reactor operate?"
@@ -309,7 +287,6 @@ async def test_sources_lists_and_forget_removes_one(
             ],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     async with chainlit_context(alice):
         listing = await show_sources(services=services, user_id=alice.id)
@@ -331,13 +308,7 @@ async def test_forget_cannot_touch_another_users_source(
     services: Services, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:
     alice, bob = make_user("alice"), make_user("bob")
-    async with chainlit_context(alice):
-        await index_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)],
-            services=services,
-            user_id=alice.id,
-            space=personal_access(services, alice.id),
-        )
+    await upload_as(alice, services, tmp_path)
     async with chainlit_context(bob):
         reply = (await forget_source("reactor.md", services=services, user_id=bob.id)).message
         empty = await show_sources(services=services, user_id=bob.id)
@@ -380,13 +351,7 @@ async def test_the_starters_questions_get_an_overview_of_the_knowledge_base(
     services: Services, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:
     alice = make_user("alice")
-    async with chainlit_context(alice):
-        await index_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)],
-            services=services,
-            user_id=alice.id,
-            space=personal_access(services, alice.id),
-        )
+    await upload_as(alice, services, tmp_path)
     questions = [s.message for s in starters() if not s.message.startswith("/")]
     assert questions == ["What is in my knowledge base?", "Summarise my documents"]
     for question in questions:

@@ -28,7 +28,7 @@ from tests.app_fixtures import (
     services,
     user_spaces,
 )
-from tests.job_fixtures import index_uploads, run_jobs
+from tests.job_fixtures import index_uploads, run_jobs, upload_as
 
 __all__ = ["app_services", "services"]  # fixtures, used by name
 
@@ -44,7 +44,6 @@ async def test_uploaded_file_is_indexed_in_its_own_step(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert [(o.name, o.status) for o in outcomes] == [("reactor.md", "indexed")]
     steps = [m for m in final_messages(session).values() if m["type"] == "tool"]
@@ -60,20 +59,13 @@ async def test_reuploading_an_unchanged_file_is_reported_as_skipped(
     services: Services, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:
     alice = make_user("alice")
-    async with chainlit_context(alice):
-        await index_uploads(
-            [make_upload(tmp_path, "reactor.md", REACTOR)],
-            services=services,
-            user_id=alice.id,
-            space=personal_access(services, alice.id),
-        )
+    await upload_as(alice, services, tmp_path)
     embedded_before = services.embeddings.texts_embedded  # type: ignore[attr-defined]
     async with chainlit_context(alice) as session:
         outcomes = await index_uploads(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert outcomes[0].status == "unchanged"
     assert services.embeddings.texts_embedded == embedded_before  # type: ignore[attr-defined]
@@ -92,7 +84,6 @@ async def test_a_bad_file_fails_its_step_and_the_others_are_still_indexed(
             ],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert [o.status for o in outcomes] == ["error", "indexed"]
     failed = next(m for m in final_messages(session).values() if m["name"] == "broken.pdf")
@@ -111,7 +102,6 @@ async def test_files_over_the_size_limit_are_refused_without_reading_them(
             [make_upload(tmp_path, "reactor.md", REACTOR)],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert outcomes[0].status == "error"
     assert "the limit is 0.0001 MB" in outcomes[0].detail
@@ -133,7 +123,6 @@ async def test_files_beyond_the_per_upload_limit_are_named_and_not_processed(
             ],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert [o.name for o in outcomes] == ["one.md"]
     assert set(chunk_counts(services.engine, alice.id)) == {"one.md"}
@@ -189,7 +178,6 @@ async def test_a_corrupt_upload_is_a_failed_job_not_retried_and_jobs_lists_it_to
             [make_upload(tmp_path, "broken.pdf", b"%PDF-1.7 this is not really a pdf")],
             services=services,
             user_id=alice.id,
-            space=personal_access(services, alice.id),
         )
     assert [o.status for o in outcomes] == ["error"]
     with services.engine.begin() as conn:
