@@ -26,6 +26,7 @@ from langchain_core.language_models import BaseChatModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat_app.metrics import Metrics
 from chat_app.settings import Settings, load_settings
 from db.embedded import EmbeddedServer, start_embedded
 from db.engine import PoolConfig, check_connection, make_async_engine, make_engine, normalize_url
@@ -76,6 +77,7 @@ class Services:
     database_url: str
     embedded: EmbeddedServer | None = None
     embeddings_override: Embeddings | None = field(default=None, repr=False)
+    metrics: Metrics = field(default_factory=Metrics, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _embeddings: Embeddings | None = field(default=None, repr=False)
     _read_engine: AsyncEngine | None = field(default=None, repr=False)
@@ -108,6 +110,12 @@ class Services:
             cache_dir=self.settings.resolved_models_dir,
         )
 
+    @property
+    def embeddings_loaded(self) -> bool:
+        """Whether the embedding model is in memory (readiness: the first question does
+        not wait for it)."""
+        return self._embeddings is not None
+
     @cached_property
     def secret_key(self) -> str:
         """Key material for encrypting secrets at rest (Notion tokens)."""
@@ -139,6 +147,16 @@ class Services:
             if self._retriever is None:
                 self._retriever = Retriever(engine=read_engine, embeddings=embeddings)
             return self._retriever
+
+    def opened_engines(self) -> dict[str, Engine | AsyncEngine]:
+        """Every engine opened so far, by role (the metrics read their pools); opens none."""
+        engines: dict[str, Engine | AsyncEngine] = {"primary": self.engine}
+        with self._lock:
+            if self._read_engine is not None:
+                engines["read"] = self._read_engine
+            if self._storage_engine is not None:
+                engines["storage"] = self._storage_engine
+        return engines
 
     def chat_model(self) -> BaseChatModel | None:
         """The configured chat model, or None (extractive answers)."""

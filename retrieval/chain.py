@@ -79,7 +79,7 @@ from retrieval.retriever import Retriever
 from retrieval.sentences import locate_quote, sentence_spans
 from retrieval.stitching import complete_sentences
 
-__all__ = ["Answer", "AnswerChain", "AnswerConfig", "Citation", "cited_numbers"]
+__all__ = ["Answer", "AnswerChain", "AnswerConfig", "AnswerTimings", "Citation", "cited_numbers"]
 
 SNIPPET_CHARS = 300
 # "[1]", "[2][3]", "[1, 3]", "[1,2]"
@@ -155,11 +155,23 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class AnswerTimings:
+    """Where one answer's time went, in seconds from the question: the search alone,
+    until the first piece of text, and the whole answer (the metrics read these)."""
+
+    retrieval: float
+    first_token: float | None  # None: no text at all
+    total: float
+
+
+@dataclass(frozen=True)
 class Answer:
     text: str
     sources: list[Citation]
     standalone_question: str
     model: str | None  # None = extractive mode (no LLM configured)
+    mode: str | None = None  # the search mode used
+    timings: AnswerTimings | None = None
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -478,7 +490,8 @@ class AnswerChain:
         from_index = False
         # Each step's output arrives as its own chunk the moment the step ends, so the
         # arrival times split the latency into retrieval and generation.
-        condensed_at = retrieved_at = time.perf_counter()
+        started = condensed_at = retrieved_at = time.perf_counter()
+        first_piece_at: float | None = None
         try:
             async for chunk in self.runnable.astream(inputs, {"callbacks": [calls]}):
                 now = time.perf_counter()
@@ -492,6 +505,8 @@ class AnswerChain:
                     quotes = chunk["quotes"]
                 piece = chunk.get("answer")
                 if piece:
+                    if first_piece_at is None:
+                        first_piece_at = now
                     parts.append(piece)
                     yield piece
         except KbError:
@@ -528,7 +543,16 @@ class AnswerChain:
             overview=from_index,
         )
         yield Answer(
-            text=text, sources=sources, standalone_question=standalone, model=self.model_name
+            text=text,
+            sources=sources,
+            standalone_question=standalone,
+            model=self.model_name,
+            mode=mode,
+            timings=AnswerTimings(
+                retrieval=retrieval_ms / 1000,
+                first_token=None if first_piece_at is None else first_piece_at - started,
+                total=time.perf_counter() - started,
+            ),
         )
 
     async def ainvoke(
