@@ -99,13 +99,16 @@ class _App:
         if self._data_layer is None:
             services = self.services
             self._data_layer = build_data_layer(
-                services.database_url, storage_engine=services.storage_engine
+                services.database_url,
+                storage_engine=services.storage_engine,
+                router=services.read_router,
             )
         return self._data_layer
 
     async def close(self) -> None:
         if self._data_layer is not None:
             await self._data_layer.engine.dispose()
+            await self._data_layer.close_replicas()
         if self._services is not None:
             await self._services.aclose()
             # Releases the embedded server's handle: the last process to let go stops it.
@@ -155,6 +158,8 @@ async def on_app_startup() -> None:
     # Chainlit signs tokens and sets cookies for this long; the session row expires too.
     chainlit_config.project.user_session_timeout = int(services.settings.session_hours * 3600)
     asyncio.get_running_loop().run_in_executor(None, lambda: services.embeddings)
+    if services.read_router is not None:
+        await services.read_router.refresh()  # logs any replica it must skip
 
 
 @cl.on_app_shutdown

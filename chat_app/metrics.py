@@ -11,7 +11,9 @@ Two kinds of figures:
   handler, the login): `kb_question_seconds{stage, mode}` (histograms of retrieval,
   first token and whole answer), `kb_answers_total{mode, outcome}` (sourced,
   unsourced, error), `kb_uploads_total`, `kb_login_failures_total{reason}`, and at
-  scrape time its database pools (`kb_db_pool_*{pool}`). Sum these across processes;
+  scrape time its database pools (`kb_db_pool_*{pool}`) and read replicas
+  (`kb_replica_usable`, `kb_replica_lag_seconds`, `kb_replica_lag_bytes`,
+  `kb_reads_total{target, reason, kind}`). Sum these across processes;
 - the deployment's, read from the database at scrape time because the work happens
   in `kb worker` processes: jobs by kind and status (`kb_jobs`), procrastinate's
   queue (`kb_job_queue`), ingestion over the last hour (`kb_ingest_chunks_last_hour`,
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -128,6 +130,7 @@ class _LiveCollector(Collector):
         if services is None:
             return
         yield from _pool_metrics(services)
+        yield from _replica_metrics(services)
         try:
             yield from _database_metrics(services)
         except Exception as error:  # a scrape must not fail because the database did
@@ -154,6 +157,35 @@ def _pool_metrics(services: Services) -> Iterator[Metric]:
         overflow.add_metric([name], max(0, pool.overflow()))
         limit.add_metric([name], pool.size() + max(0, getattr(pool, "_max_overflow", 0)))
     yield from (in_use, idle, overflow, limit)
+
+
+def _replica_metrics(services: Services) -> Iterator[Metric]:
+    router = services.opened_read_router()
+    if router is None:
+        return
+    usable = GaugeMetricFamily(
+        "kb_replica_usable", "1 when reads may use the replica", labels=["replica"]
+    )
+    lag = GaugeMetricFamily(
+        "kb_replica_lag_seconds", "How far the replica is behind the primary", labels=["replica"]
+    )
+    lag_bytes = GaugeMetricFamily(
+        "kb_replica_lag_bytes", "WAL bytes the replica has not replayed", labels=["replica"]
+    )
+    for state in router.states:
+        usable.add_metric([state.name], 1.0 if state.usable else 0.0)
+        if state.lag_seconds is not None:
+            lag.add_metric([state.name], state.lag_seconds)
+        if state.lag_bytes is not None:
+            lag_bytes.add_metric([state.name], state.lag_bytes)
+    reads = CounterMetricFamily(
+        "kb_reads",
+        "Searches and history reads by server (primary or a replica), why, and kind",
+        labels=["target", "reason", "kind"],
+    )
+    for (target, reason, kind), count in sorted(router.reads.items()):
+        reads.add_metric([target, reason, kind], count)
+    yield from (usable, lag, lag_bytes, reads)
 
 
 def _database_metrics(services: Services) -> Iterator[Metric]:
@@ -220,6 +252,9 @@ def install_metrics_route(
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             return Response(status_code=401, content="", headers={"WWW-Authenticate": "Bearer"})
+        router = current.opened_read_router()
+        if router is not None:
+            await router.refresh_if_stale()
         body = await asyncio.to_thread(current.metrics.render)
         return Response(
             content=body, media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"}

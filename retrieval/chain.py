@@ -45,6 +45,7 @@ from langchain_core.runnables import (
     RunnableSerializable,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.errors import KbError
 from db.scoped import user_scope
@@ -342,7 +343,7 @@ class AnswerChain:
 
     def _pipeline(self) -> Runnable[dict[str, Any], dict[str, Any]]:
         config, llm, embeddings = self.config, self.llm, self.retriever.embeddings
-        vectors, engine = self.vectors, self.retriever.engine
+        vectors = self.vectors
         # A plain flag: a step whose code refers to the model shows as the model in graphs.
         extractive = llm is None
 
@@ -353,10 +354,14 @@ class AnswerChain:
             # The spaces this question's search would read: an overview lists their
             # sources and no others.
             user_id = inputs["user_id"]
-            scope = await self.retriever.scope(user_id, inputs.get("spaces"))
-            return await load_overview(
-                request, engine=engine, user_id=user_id, scope=scope, vectors=vectors
-            )
+
+            async def read(reader: AsyncEngine) -> Overview | None:
+                scope = await self.retriever.scope(user_id, inputs.get("spaces"), engine=reader)
+                return await load_overview(
+                    request, engine=reader, user_id=user_id, scope=scope, vectors=vectors
+                )
+
+            return await self.retriever.on_reader(user_id, read)
 
         async def embed_question(inputs: dict[str, Any]) -> list[float] | None:
             if (inputs.get("mode") or config.mode) == "keyword" and not extractive:
@@ -367,15 +372,23 @@ class AnswerChain:
         async def retrieve(inputs: dict[str, Any]) -> list[Passage]:
             mode = inputs.get("mode") or config.mode
             k = inputs.get("k") or config.k
-            found = await self.retriever.search(
-                inputs["standalone"],
-                user_id=inputs["user_id"],
-                spaces=inputs.get("spaces"),
-                k=max(k, config.quote_pool) if extractive else k,
-                mode=mode,
-                query_vector=inputs["query_vector"] if mode != "keyword" else None,
-            )
-            return await complete_sentences(found, engine=engine, user_id=inputs["user_id"])
+            user_id = inputs["user_id"]
+
+            # The search and the sentence completion read the same server (a replica
+            # when one is fresh enough for this person).
+            async def read(reader: AsyncEngine) -> list[Passage]:
+                found = await self.retriever.search(
+                    inputs["standalone"],
+                    user_id=user_id,
+                    spaces=inputs.get("spaces"),
+                    k=max(k, config.quote_pool) if extractive else k,
+                    mode=mode,
+                    query_vector=inputs["query_vector"] if mode != "keyword" else None,
+                    engine=reader,
+                )
+                return await complete_sentences(found, engine=reader, user_id=user_id)
+
+            return await self.retriever.on_reader(user_id, read)
 
         def nothing_relevant(inputs: dict[str, Any]) -> bool:
             """Nothing retrieved close enough to the question to answer from. Keyword
