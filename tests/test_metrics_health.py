@@ -13,7 +13,6 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from chat_app.health import add_route_first, install_health_routes
@@ -30,29 +29,13 @@ from tests.kb_server import (
     upload_through_chat,
     wait_until,
 )
+from tests.prometheus_text import Scrape, samples, value
 from tests.web_fixtures import PASSWORD, add_account
 
 __all__ = ["app_services"]
 
 TOKEN = "scrape-token-7f3a"
 REACTOR = "# Zorblatt reactor\n\nThe Zorblatt reactor runs at 451 kelvin on tuesdays.\n"
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a scrape: (name, sorted labels) -> value."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(
-    scrape: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
-) -> float:
-    """The sum of `name`'s samples whose labels include `labels` (0 when none)."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in scrape.items() if n == name and wanted <= set(ls))
 
 
 def app_with_routes(services: Callable[[], Services | None]) -> FastAPI:
@@ -147,7 +130,7 @@ def served(metrics_db: str, tmp_path: Path) -> Iterator[KbServer]:
         yield server
 
 
-def scrape(server: KbServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def scrape(server: KbServer) -> Scrape:
     response = server.client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, response.text
     return samples(response.text)

@@ -37,6 +37,7 @@ from tests.app_fixtures import chainlit_context, make_settings, settle
 from tests.fakes import HashEmbeddings
 from tests.job_fixtures import run_jobs
 from tests.pg_tcp import TcpServer, start_replica, start_tcp_server
+from tests.prometheus_text import samples
 
 DATABASE = "kb"
 REACTOR = "# Zorblatt reactor\n\nThe Zorblatt reactor runs at 451 kelvin on tuesdays.\n"
@@ -294,6 +295,12 @@ async def test_a_lagging_replica_is_skipped_with_one_warning(
     state = await wait_for_state(router, lambda s: s.reason == "lagging")
     assert not state.usable and state.lag_seconds is not None and state.lag_seconds > 0.3
     assert state.lag_bytes is not None and state.lag_bytes > 0
+    services.metrics.watch(services)
+    scrape = samples((await asyncio.to_thread(services.metrics.render)).decode())
+    replica = (("replica", healthy.replica_name),)
+    assert scrape[("kb_replica_usable", replica)] == 0
+    assert scrape[("kb_replica_lag_seconds", replica)] > 0.3
+    assert scrape[("kb_replica_lag_bytes", replica)] > 0
     for _ in range(3):
         await router.refresh()
     answer = await services.answer_chain().ainvoke("Quandle turbine rpm?", user_id=alice.id)
@@ -301,9 +308,14 @@ async def test_a_lagging_replica_is_skipped_with_one_warning(
     assert router.reads[(PRIMARY, "no_replica", "search")] == 1
     skipped = [r for r in caplog.records if "skipped (lagging" in r.getMessage()]
     assert len(skipped) == 1, [r.getMessage() for r in caplog.records]
+    scrape = samples((await asyncio.to_thread(services.metrics.render)).decode())
+    key = (("kind", "search"), ("reason", "no_replica"), ("target", PRIMARY))
+    assert scrape[("kb_reads_total", key)] == 1
 
     healthy.on_replica("SELECT pg_wal_replay_resume()")
     await wait_for_state(router, lambda s: s.usable)
+    scrape = samples((await asyncio.to_thread(services.metrics.render)).decode())
+    assert scrape[("kb_replica_usable", replica)] == 1
     back = [r for r in caplog.records if "is back" in r.getMessage()]
     assert len(back) == 1
 
