@@ -56,7 +56,9 @@ __all__ = [
 log = logging.getLogger("kb.replicas")
 
 PRIMARY = "primary"
-_PRIMARY_LSN = sa.text("SELECT pg_current_wal_lsn()::text")
+# The flushed position: only flushed WAL is streamed, so WAL still in the primary's
+# buffers (a long transaction being written) is not counted as the replica's lag.
+_PRIMARY_LSN = sa.text("SELECT pg_current_wal_flush_lsn()::text")
 _REPLAYED = sa.text("SELECT pg_last_wal_replay_lsn()::text")
 # How often a read waiting for its own writes asks the replicas how far they are.
 _WAIT_POLL_SECONDS = 0.02
