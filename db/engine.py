@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
@@ -63,8 +62,8 @@ def make_engine(url: str, pool: PoolConfig | None = None, **kwargs: object) -> E
     )
 
 
-def make_async_engine(url: str, pool: PoolConfig | None = None, **kwargs: Any) -> AsyncEngine:
-    """A pooled asyncio engine on psycopg 3 (`kwargs` go to `create_async_engine`)."""
+def make_async_engine(url: str, pool: PoolConfig | None = None) -> AsyncEngine:
+    """A pooled asyncio engine on psycopg 3."""
     pool = pool or PoolConfig()
     return create_async_engine(
         normalize_url(url),
@@ -72,7 +71,6 @@ def make_async_engine(url: str, pool: PoolConfig | None = None, **kwargs: Any) -
         max_overflow=pool.max_overflow,
         pool_pre_ping=pool.pool_pre_ping,
         pool_recycle=pool.pool_recycle,
-        **kwargs,
     )
 
 
