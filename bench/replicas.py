@@ -48,6 +48,7 @@ from chat_app.services import Services
 from chat_app.settings import Settings
 from db.engine import PoolConfig, make_engine, normalize_url
 from db.read_positions import parse_lsn
+from db.replicas import LAG_SLACK_BYTES
 from db.schema import upgrade_to_head
 from db.spaces import personal_space_id
 from db.users import add_user
@@ -96,10 +97,11 @@ def sample_lag(primary: TcpServer, replica: TcpServer, stop: threading.Event) ->
 
 
 def lag_seconds(samples: list[LagSample]) -> list[float]:
-    """Per sample: how long ago the primary held WAL the replica had not replayed."""
+    """Per sample: how long ago the primary held WAL the replica had not replayed (as the
+    router measures it, with its slack for a record the primary has not finished)."""
     lags = []
     for i, sample in enumerate(samples):
-        older = [s for s in samples[: i + 1] if s.primary > sample.replayed]
+        older = [s for s in samples[: i + 1] if s.primary > sample.replayed + LAG_SLACK_BYTES]
         lags.append(sample.at - older[0].at if older else 0.0)
     return lags
 

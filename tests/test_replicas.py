@@ -59,6 +59,10 @@ class Cluster:
             row = conn.execute(statement).fetchone()
             return row[0] if row else None
 
+    def run_on_primary(self, statement: str) -> None:
+        with psycopg.connect(self.primary.url(DATABASE), autocommit=True) as conn:
+            conn.execute(statement)
+
     def on_primary(self, statement: str) -> Any:
         with psycopg.connect(self.primary.url(DATABASE), autocommit=True) as conn:
             row = conn.execute(statement).fetchone()
@@ -291,7 +295,11 @@ async def test_a_lagging_replica_is_skipped_with_one_warning(
     caplog.set_level(logging.WARNING, logger="kb.replicas")
 
     healthy.on_replica("SELECT pg_wal_replay_pause()")
-    healthy.on_primary("SELECT txid_current()")  # WAL the replica does not replay
+    # WAL the replica does not replay, more than the lag measure's slack.
+    healthy.run_on_primary(
+        "CREATE TABLE filler AS SELECT g, repeat('x', 100) AS t FROM generate_series(1, 5000) g"
+    )
+    healthy.run_on_primary("DROP TABLE filler")
     state = await wait_for_state(router, lambda s: s.reason == "lagging")
     assert not state.usable and state.lag_seconds is not None and state.lag_seconds > 0.3
     assert state.lag_bytes is not None and state.lag_bytes > 0
