@@ -43,6 +43,8 @@ from chat_app.handlers.session import (
 from chat_app.handlers.sources import forget_source, show_sources
 from chat_app.handlers.spaces import find_space, spaces_command, user_spaces
 from chat_app.handlers.upload import ask_and_ingest, ingest_uploads, uploads_from_elements
+from chat_app.health import add_route_first, install_health_routes
+from chat_app.metrics import install_metrics_route
 from chat_app.security.composition import AppSecurity, build_security
 from chat_app.security.middleware import SecurityMiddleware, client_address
 from chat_app.security.outage import SERVICE_UNAVAILABLE, is_outage, monitor
@@ -82,6 +84,11 @@ class _App:
         return self._services
 
     @property
+    def opened(self) -> Services | None:
+        """The services once open (health and metrics never open them)."""
+        return self._services
+
+    @property
     def security(self) -> AppSecurity:
         if self._security is None:
             self._security = build_security(self.services)
@@ -92,13 +99,16 @@ class _App:
         if self._data_layer is None:
             services = self.services
             self._data_layer = build_data_layer(
-                services.database_url, storage_engine=services.storage_engine
+                services.database_url,
+                storage_engine=services.storage_engine,
+                router=services.read_router,
             )
         return self._data_layer
 
     async def close(self) -> None:
         if self._data_layer is not None:
             await self._data_layer.engine.dispose()
+            await self._data_layer.close_replicas()
         if self._services is not None:
             await self._services.aclose()
             # Releases the embedded server's handle: the last process to let go stops it.
@@ -127,6 +137,8 @@ def data_layer() -> KbDataLayer:
 install_file_route(server_app, lambda: _app.services.storage_engine)
 install_source_route(server_app, lambda: _app.services.engine)
 install_upload_route(server_app)
+install_health_routes(server_app, lambda: _app.opened)
+install_metrics_route(server_app, lambda: _app.opened, add_route_first)
 install_routes(server_app, data_layer=lambda: _app.data_layer, login=lambda: _app.security.login)
 # Outermost: origins, sessions and outages are settled before Chainlit sees a request.
 server_app.add_middleware(SecurityMiddleware, policy=lambda: _app.security.policy)
@@ -137,6 +149,7 @@ async def on_app_startup() -> None:
     # Connect now and load the embedding model in the background, so the first
     # login and the first question do not wait for them.
     services = await _services()
+    services.metrics.watch(services)
     await _security()
     # Chainlit asks for its data layer again at shutdown, after on_app_shutdown has
     # released everything: make it exist now (a late first call would reopen the
@@ -145,6 +158,8 @@ async def on_app_startup() -> None:
     # Chainlit signs tokens and sets cookies for this long; the session row expires too.
     chainlit_config.project.user_session_timeout = int(services.settings.session_hours * 3600)
     asyncio.get_running_loop().run_in_executor(None, lambda: services.embeddings)
+    if services.read_router is not None:
+        await services.read_router.refresh()  # logs any replica it must skip
 
 
 @cl.on_app_shutdown
@@ -170,13 +185,17 @@ async def oauth_callback(
     default_user: cl.User,
     id_token: str | None = None,
 ) -> cl.User | None:
-    return await auth.oauth_login(
-        (await _services()).engine,
+    services = await _services()
+    user = await auth.oauth_login(
+        services.engine,
         provider_id,
         default_user,
         sessions=(await _security()).sessions,
         address=client_address.get(),
     )
+    if user is None:
+        services.metrics.login_failed("oauth")
+    return user
 
 
 if get_configured_oauth_providers():  # e.g. OAUTH_GITHUB_CLIENT_ID/_SECRET are set

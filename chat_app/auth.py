@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import chainlit as cl
@@ -107,10 +108,19 @@ def _shown(login: str) -> str:
 class PasswordLogin:
     """A password login as the web app runs it (blocking: call it in a thread)."""
 
-    def __init__(self, *, engine: Engine, throttle: LoginThrottle, sessions: SessionGate) -> None:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        throttle: LoginThrottle,
+        sessions: SessionGate,
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._throttle = throttle
         self._sessions = sessions
+        # Told "wrong_credentials" or "throttled" (the metrics count refused logins).
+        self._on_refused = on_refused or (lambda _reason: None)
 
     def __call__(self, login: str, password: str, *, address: str | None) -> cl.User | None:
         """The session's user, None for wrong credentials; raises `LoginRefused` when
@@ -124,9 +134,11 @@ class PasswordLogin:
                     address,
                     wait,
                 )
+                self._on_refused("throttled")
                 raise LoginRefused(429, TOO_MANY_ATTEMPTS, retry_after=wait)
             user, why = _check(self._engine, login, password)
             if user is None:
+                self._on_refused("wrong_credentials")
                 self._throttle.failed(login, address)
                 log.warning("refused login %s from %s: %s", _shown(login), address, why)
                 return None

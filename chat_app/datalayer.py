@@ -14,7 +14,8 @@ logs and swallows SQL errors, so tests check rows, not return values.
 - a missing thread is "not found" (404), not an exception (500);
 - attachments record their owner even when the chat's row is not written yet;
 - a pooled engine that checks connections before use, and outages reported once
-  (`chat_app.security.outage`) instead of a warning per failed statement.
+  (`chat_app.security.outage`) instead of a warning per failed statement;
+- with read replicas, history reads go to them (`chat_app.history_reads`).
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import sessionmaker
 
+from chat_app.history_reads import HistoryReplicas, is_write
 from chat_app.security.outage import is_outage, monitor
 from chat_app.security.sessions import SESSION_KEY, acting_user_id
 from chat_app.storage import PostgresStorageClient
 from db.engine import PoolConfig, make_async_engine, normalize_url
 from db.errors import KbError
+from db.replicas import ReadRouter
 
 if TYPE_CHECKING:
     from chainlit.element import ElementDict
@@ -91,9 +94,16 @@ class KbDataLayer(SQLAlchemyDataLayer):
     """Chainlit's SQLAlchemy data layer with ownership checks and honest outages."""
 
     def __init__(
-        self, conninfo: str, *, storage_engine: AsyncEngine, pool: PoolConfig | None = None
+        self,
+        conninfo: str,
+        *,
+        storage_engine: AsyncEngine,
+        pool: PoolConfig | None = None,
+        router: ReadRouter | None = None,
     ) -> None:
-        super().__init__(conninfo=conninfo, storage_provider=PostgresStorageClient(storage_engine))
+        storage = PostgresStorageClient(storage_engine)
+        super().__init__(conninfo=conninfo, storage_provider=storage)
+        self.replicas = HistoryReplicas(router, storage) if router is not None else None
         # Chainlit's engine does not check pooled connections: after a database
         # restart each of them would fail once. Ours pings them at checkout.
         self.engine = make_async_engine(conninfo, pool or PoolConfig(pool_size=5, max_overflow=10))
@@ -121,6 +131,10 @@ class KbDataLayer(SQLAlchemyDataLayer):
                     log.warning("a chat-history statement failed unexpectedly: %r", error)
                 return None
             monitor.succeeded()
+            if self.replicas is not None and is_write(query):
+                person = _acting_person()
+                if person is not None:
+                    await self.replicas.note(person)
             if result.returns_rows:
                 rows = [dict(row._mapping) for row in result.fetchall()]
                 cleaned = self.clean_result(rows)
@@ -163,6 +177,27 @@ class KbDataLayer(SQLAlchemyDataLayer):
         except ChainlitContextException:
             return None
         return str(user.id) if isinstance(user, PersistedUser) else None
+
+    async def get_all_user_threads(
+        self, user_id: str | None = None, thread_id: str | None = None
+    ) -> list[ThreadDict] | None:
+        """Chainlit's history read (the sidebar, a resumed chat), from a read replica
+        when one has the acting person's latest writes."""
+        person = _uuid(user_id) or _acting_person()
+        if self.replicas is None or person is None:
+            return await super().get_all_user_threads(user_id=user_id, thread_id=thread_id)
+        return await self.replicas.threads(
+            person,
+            user_id=user_id,
+            thread_id=thread_id,
+            on_primary=lambda: super(KbDataLayer, self).get_all_user_threads(
+                user_id=user_id, thread_id=thread_id
+            ),
+        )
+
+    async def close_replicas(self) -> None:
+        if self.replicas is not None:
+            await self.replicas.dispose()
 
     async def get_thread(self, thread_id: str) -> ThreadDict | None:
         """The thread with each step's stored `defaultOpen` (Chainlit stores it but does
@@ -297,6 +332,14 @@ class KbDataLayer(SQLAlchemyDataLayer):
         )
 
 
+def _acting_person() -> uuid.UUID | None:
+    """The acting user if there is one (a request or a websocket), else None."""
+    try:
+        return _required_user()
+    except AccessRefused:
+        return None
+
+
 def _required_user() -> uuid.UUID:
     """The acting user: the session the security middleware verified for this
     request, else the user of the Chainlit websocket session being served."""
@@ -314,8 +357,15 @@ def _required_user() -> uuid.UUID:
 
 
 def build_data_layer(
-    database_url: str, *, storage_engine: AsyncEngine, pool: PoolConfig | None = None
+    database_url: str,
+    *,
+    storage_engine: AsyncEngine,
+    pool: PoolConfig | None = None,
+    router: ReadRouter | None = None,
 ) -> KbDataLayer:
-    """The data layer with attachments stored in PostgreSQL."""
+    """The data layer with attachments stored in PostgreSQL; history reads routed among
+    the read replicas when `router` is given."""
     # postgresql+psycopg:// (async psycopg 3)
-    return KbDataLayer(normalize_url(database_url), storage_engine=storage_engine, pool=pool)
+    return KbDataLayer(
+        normalize_url(database_url), storage_engine=storage_engine, pool=pool, router=router
+    )

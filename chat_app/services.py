@@ -10,13 +10,19 @@ own. `close()` releases everything, the embedded server's handle included.
 Async engines belong to the event loop that first uses them: the app uses its one
 loop; CLI commands run their async work through `Services.run`, which disposes the
 async engines before its loop ends.
+
+With read replicas configured, `read_router` picks the server of each search and
+history read, and `note_writes` records a person's write position after their writes
+so their next reads see them (`db.read_positions`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Coroutine
+import uuid
+from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,9 +32,12 @@ from langchain_core.language_models import BaseChatModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chat_app.metrics import Metrics
 from chat_app.settings import Settings, load_settings
 from db.embedded import EmbeddedServer, start_embedded
 from db.engine import PoolConfig, check_connection, make_async_engine, make_engine, normalize_url
+from db.read_positions import note_writes
+from db.replicas import ReadRouter, Replica, replica_name
 from db.schema import check_schema, vector_dimension
 from db.scoped import make_read_engine
 from ingest.files import IngestOptions
@@ -44,6 +53,9 @@ if TYPE_CHECKING:
 __all__ = ["Services", "open_services", "resolve_database"]
 
 T = TypeVar("T")
+log = logging.getLogger("kb.services")
+# Replicas that do not answer within this are skipped (unless the URL sets its own).
+REPLICA_CONNECT_TIMEOUT_SECONDS = 3
 
 
 def resolve_database(settings: Settings) -> tuple[str, EmbeddedServer | None]:
@@ -63,6 +75,15 @@ def pool_config(settings: Settings) -> PoolConfig:
     )
 
 
+def _with_connect_timeout(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(normalize_url(url))
+    if "connect_timeout" not in parsed.query:
+        parsed = parsed.update_query_dict({"connect_timeout": str(REPLICA_CONNECT_TIMEOUT_SECONDS)})
+    return parsed.render_as_string(hide_password=False)
+
+
 @dataclass(eq=False)
 class Services:
     """Everything a command or the app needs, built once from the settings.
@@ -76,10 +97,12 @@ class Services:
     database_url: str
     embedded: EmbeddedServer | None = None
     embeddings_override: Embeddings | None = field(default=None, repr=False)
+    metrics: Metrics = field(default_factory=Metrics, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _embeddings: Embeddings | None = field(default=None, repr=False)
     _read_engine: AsyncEngine | None = field(default=None, repr=False)
     _storage_engine: AsyncEngine | None = field(default=None, repr=False)
+    _read_router: ReadRouter | None = field(default=None, repr=False)
     _retriever: Retriever | None = field(default=None, repr=False)
     _chain: AnswerChain | None = field(default=None, repr=False)
     _job_queue: JobQueue | None = field(default=None, repr=False)
@@ -108,6 +131,12 @@ class Services:
             cache_dir=self.settings.resolved_models_dir,
         )
 
+    @property
+    def embeddings_loaded(self) -> bool:
+        """Whether the embedding model is in memory (readiness: the first question does
+        not wait for it)."""
+        return self._embeddings is not None
+
     @cached_property
     def secret_key(self) -> str:
         """Key material for encrypting secrets at rest (Notion tokens)."""
@@ -120,6 +149,41 @@ class Services:
             if self._read_engine is None:
                 self._read_engine = make_read_engine(self.database_url, pool_config(self.settings))
             return self._read_engine
+
+    @property
+    def read_router(self) -> ReadRouter | None:
+        """Routes searches and history reads among the primary and the read replicas
+        (`KB_DATABASE_REPLICA_URLS`); None without replicas."""
+        urls = self.settings.replica_urls
+        if not urls:
+            return None
+        primary = self.read_engine
+        with self._lock:
+            if self._read_router is None:
+                pool = pool_config(self.settings)
+                self._read_router = ReadRouter(
+                    primary=primary,
+                    control=make_async_engine(
+                        self.database_url, PoolConfig(pool_size=2, max_overflow=8)
+                    ),
+                    replicas=[
+                        Replica(
+                            name=replica_name(url),
+                            url=_with_connect_timeout(url),
+                            engine=make_read_engine(_with_connect_timeout(url), pool),
+                        )
+                        for url in urls
+                    ],
+                    max_lag_seconds=self.settings.replica_max_lag_seconds,
+                    check_seconds=self.settings.replica_check_seconds,
+                    wait_seconds=self.settings.replica_wait_seconds,
+                )
+            return self._read_router
+
+    def opened_read_router(self) -> ReadRouter | None:
+        """The router if it exists already (the metrics never open one)."""
+        with self._lock:
+            return self._read_router
 
     @property
     def storage_engine(self) -> AsyncEngine:
@@ -135,10 +199,28 @@ class Services:
     def retriever(self) -> Retriever:
         embeddings = self.embeddings  # outside the lock: loading takes seconds
         read_engine = self.read_engine
+        router = self.read_router
         with self._lock:
             if self._retriever is None:
-                self._retriever = Retriever(engine=read_engine, embeddings=embeddings)
+                self._retriever = Retriever(
+                    engine=read_engine, embeddings=embeddings, router=router
+                )
             return self._retriever
+
+    def opened_engines(self) -> dict[str, Engine | AsyncEngine]:
+        """Every engine opened so far, by role (the metrics read their pools); opens none."""
+        engines: dict[str, Engine | AsyncEngine] = {"primary": self.engine}
+        with self._lock:
+            if self._read_engine is not None:
+                engines["read"] = self._read_engine
+            if self._storage_engine is not None:
+                engines["storage"] = self._storage_engine
+            router = self._read_router
+        if router is not None:
+            engines["control"] = router.control
+            for replica in router.replicas:
+                engines[f"replica {replica.name}"] = replica.engine
+        return engines
 
     def chat_model(self) -> BaseChatModel | None:
         """The configured chat model, or None (extractive answers)."""
@@ -177,6 +259,23 @@ class Services:
             if self._job_queue is None:
                 self._job_queue = JobQueue(self)
             return self._job_queue
+
+    # -- writes a person reads next ---------------------------------------------------
+
+    def note_writes(self, user_ids: Iterable[uuid.UUID]) -> None:
+        """After writes by (or affecting) `user_ids` committed: their next reads must see
+        them, so replicas serve those reads only once they have replayed this far
+        (`db.read_positions`). Always noted (one tiny upsert), so a worker or CLI
+        process without the replica setting still serves the web processes that have
+        it; a failure is logged, never raised (the write itself succeeded)."""
+        people = list(user_ids)
+        if not people:
+            return
+        try:
+            with self.engine.begin() as connection:
+                note_writes(connection, people)
+        except Exception:
+            log.warning("could not note a write position for read-your-writes", exc_info=True)
 
     # -- options handed to the lower packages ----------------------------------------
 
@@ -231,8 +330,11 @@ class Services:
         """Dispose the async engines (they belong to the running loop)."""
         with self._lock:
             engines = [e for e in (self._read_engine, self._storage_engine) if e is not None]
-            self._read_engine = self._storage_engine = None
+            router = self._read_router
+            self._read_engine = self._storage_engine = self._read_router = None
             self._retriever = self._chain = None
+        if router is not None:
+            await router.dispose()
         for engine in engines:
             await engine.dispose()
 

@@ -43,6 +43,23 @@ class Settings(BaseSettings):
     db_max_overflow: int = 30
     db_pool_pre_ping: bool = True
     db_pool_recycle: int = 300
+    database_replica_urls: str = Field(
+        default="",
+        description="Streaming read replicas (comma-separated URLs) for searches and chat "
+        "history; empty = every read on the primary.",
+    )
+    replica_max_lag_seconds: float = Field(
+        default=10.0, gt=0, description="A replica further behind the primary is skipped."
+    )
+    replica_check_seconds: float = Field(
+        default=1.0, gt=0, description="How often each process checks its replicas' lag."
+    )
+    replica_wait_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        description="How long a read after the person's own write waits for a replica to "
+        "replay it before it goes to the primary.",
+    )
 
     # Embeddings
     embedding_model: str | None = Field(
@@ -159,6 +176,12 @@ class Settings(BaseSettings):
     )
     security_headers: bool = True
 
+    # Operations
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that opens /metrics (Prometheus); unset = no /metrics.",
+    )
+
     # Sessions and logins
     session_hours: float = Field(default=12.0, gt=0, description="How long a login lasts.")
     login_max_failures: int = Field(default=20, ge=1, description="Per login name and window.")
@@ -174,6 +197,17 @@ class Settings(BaseSettings):
     def _empty_means_unset(cls, value: object) -> object:
         # `KB_MODELS_DIR=` (as in .env.example) would otherwise be Path("") = the cwd.
         return None if value == "" else value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _empty_token_is_unset(cls, value: object) -> object:
+        # `KB_METRICS_TOKEN=` must keep /metrics closed, not open it to "Bearer ".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def replica_urls(self) -> list[str]:
+        """The configured read replicas, in order."""
+        return [url.strip() for url in self.database_replica_urls.split(",") if url.strip()]
 
     @field_validator("notion_sync_interval_minutes", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 __all__ = [
     "SPACE_OWNED_TABLES",
@@ -41,6 +42,8 @@ __all__ = [
     "NotionConnection",
     "NotionPage",
     "NotionSync",
+    "PgLsn",
+    "ReadPosition",
     "SourceFile",
     "Space",
     "SpaceMember",
@@ -441,3 +444,25 @@ class JobFile(Base):
     sha256: Mapped[str] = mapped_column(Text, nullable=False)
     data: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     created_at: Mapped[datetime] = _now()
+
+
+class PgLsn(UserDefinedType[str]):
+    """PostgreSQL's `pg_lsn`: a position in the write-ahead log, as text ("16/B374D848")."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "pg_lsn"
+
+
+class ReadPosition(Base):
+    """Where a person's latest own writes end in the primary's WAL: their reads go to a
+    replica only once it has replayed past it (see `db.read_positions`)."""
+
+    __tablename__ = "read_positions"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    lsn: Mapped[str] = mapped_column(PgLsn(), nullable=False)
+    noted_at: Mapped[datetime] = _now()

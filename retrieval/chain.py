@@ -45,6 +45,7 @@ from langchain_core.runnables import (
     RunnableSerializable,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.errors import KbError
 from db.scoped import user_scope
@@ -79,7 +80,7 @@ from retrieval.retriever import Retriever
 from retrieval.sentences import locate_quote, sentence_spans
 from retrieval.stitching import complete_sentences
 
-__all__ = ["Answer", "AnswerChain", "AnswerConfig", "Citation", "cited_numbers"]
+__all__ = ["Answer", "AnswerChain", "AnswerConfig", "AnswerTimings", "Citation", "cited_numbers"]
 
 SNIPPET_CHARS = 300
 # "[1]", "[2][3]", "[1, 3]", "[1,2]"
@@ -155,11 +156,23 @@ class Citation:
 
 
 @dataclass(frozen=True)
+class AnswerTimings:
+    """Where one answer's time went, in seconds from the question: the search alone,
+    until the first piece of text, and the whole answer (the metrics read these)."""
+
+    retrieval: float
+    first_token: float | None  # None: no text at all
+    total: float
+
+
+@dataclass(frozen=True)
 class Answer:
     text: str
     sources: list[Citation]
     standalone_question: str
     model: str | None  # None = extractive mode (no LLM configured)
+    mode: str | None = None  # the search mode used
+    timings: AnswerTimings | None = None
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -330,7 +343,7 @@ class AnswerChain:
 
     def _pipeline(self) -> Runnable[dict[str, Any], dict[str, Any]]:
         config, llm, embeddings = self.config, self.llm, self.retriever.embeddings
-        vectors, engine = self.vectors, self.retriever.engine
+        vectors = self.vectors
         # A plain flag: a step whose code refers to the model shows as the model in graphs.
         extractive = llm is None
 
@@ -341,10 +354,14 @@ class AnswerChain:
             # The spaces this question's search would read: an overview lists their
             # sources and no others.
             user_id = inputs["user_id"]
-            scope = await self.retriever.scope(user_id, inputs.get("spaces"))
-            return await load_overview(
-                request, engine=engine, user_id=user_id, scope=scope, vectors=vectors
-            )
+
+            async def read(reader: AsyncEngine) -> Overview | None:
+                scope = await self.retriever.scope(user_id, inputs.get("spaces"), engine=reader)
+                return await load_overview(
+                    request, engine=reader, user_id=user_id, scope=scope, vectors=vectors
+                )
+
+            return await self.retriever.on_reader(user_id, read)
 
         async def embed_question(inputs: dict[str, Any]) -> list[float] | None:
             if (inputs.get("mode") or config.mode) == "keyword" and not extractive:
@@ -355,15 +372,23 @@ class AnswerChain:
         async def retrieve(inputs: dict[str, Any]) -> list[Passage]:
             mode = inputs.get("mode") or config.mode
             k = inputs.get("k") or config.k
-            found = await self.retriever.search(
-                inputs["standalone"],
-                user_id=inputs["user_id"],
-                spaces=inputs.get("spaces"),
-                k=max(k, config.quote_pool) if extractive else k,
-                mode=mode,
-                query_vector=inputs["query_vector"] if mode != "keyword" else None,
-            )
-            return await complete_sentences(found, engine=engine, user_id=inputs["user_id"])
+            user_id = inputs["user_id"]
+
+            # The search and the sentence completion read the same server (a replica
+            # when one is fresh enough for this person).
+            async def read(reader: AsyncEngine) -> list[Passage]:
+                found = await self.retriever.search(
+                    inputs["standalone"],
+                    user_id=user_id,
+                    spaces=inputs.get("spaces"),
+                    k=max(k, config.quote_pool) if extractive else k,
+                    mode=mode,
+                    query_vector=inputs["query_vector"] if mode != "keyword" else None,
+                    engine=reader,
+                )
+                return await complete_sentences(found, engine=reader, user_id=user_id)
+
+            return await self.retriever.on_reader(user_id, read)
 
         def nothing_relevant(inputs: dict[str, Any]) -> bool:
             """Nothing retrieved close enough to the question to answer from. Keyword
@@ -478,7 +503,8 @@ class AnswerChain:
         from_index = False
         # Each step's output arrives as its own chunk the moment the step ends, so the
         # arrival times split the latency into retrieval and generation.
-        condensed_at = retrieved_at = time.perf_counter()
+        started = condensed_at = retrieved_at = time.perf_counter()
+        first_piece_at: float | None = None
         try:
             async for chunk in self.runnable.astream(inputs, {"callbacks": [calls]}):
                 now = time.perf_counter()
@@ -492,6 +518,8 @@ class AnswerChain:
                     quotes = chunk["quotes"]
                 piece = chunk.get("answer")
                 if piece:
+                    if first_piece_at is None:
+                        first_piece_at = now
                     parts.append(piece)
                     yield piece
         except KbError:
@@ -528,7 +556,16 @@ class AnswerChain:
             overview=from_index,
         )
         yield Answer(
-            text=text, sources=sources, standalone_question=standalone, model=self.model_name
+            text=text,
+            sources=sources,
+            standalone_question=standalone,
+            model=self.model_name,
+            mode=mode,
+            timings=AnswerTimings(
+                retrieval=retrieval_ms / 1000,
+                first_token=None if first_piece_at is None else first_piece_at - started,
+                total=time.perf_counter() - started,
+            ),
         )
 
     async def ainvoke(

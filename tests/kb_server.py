@@ -198,3 +198,48 @@ async def chat_replies_after(
 
 
 THREADS_PAGE = {"pagination": {"first": 20}, "filter": {}}
+
+
+async def upload_through_chat(
+    server: KbServer, *, token: str, login: str, name: str, data: bytes, mime: str
+) -> str:
+    """Upload one file as the browser does (`POST /project/file` for the chat's session,
+    then a message referring to it); returns the chat's thread id. The file is queued:
+    the caller waits for its job."""
+    session_id, thread_id = str(uuid.uuid4()), str(uuid.uuid4())
+    async with aiohttp.ClientSession() as http:
+        sio = socketio.AsyncClient(reconnection=False, http_session=http)
+        await sio.connect(
+            server.base,
+            socketio_path="/ws/socket.io",
+            transports=["websocket"],
+            headers={"Cookie": f"access_token={token}"},
+            auth={**_socket_auth(), "sessionId": session_id},
+            wait_timeout=60,
+        )
+        async with httpx.AsyncClient(base_url=server.base, timeout=120) as client:
+            response = await client.post(
+                "/project/file",
+                params={"session_id": session_id},
+                files={"file": (name, data, mime)},
+                cookies={"access_token": token},
+            )
+        assert response.status_code == 200, response.text
+        queued: list[str] = []
+        for event in ("new_message", "update_message"):
+            sio.on(event, lambda step: queued.append(f"{step.get('name')}: {step.get('output')}"))
+        message = {
+            "id": str(uuid.uuid4()),
+            "threadId": thread_id,
+            "name": login,
+            "type": "user_message",
+            "output": "",
+            "createdAt": "2026-01-01T00:00:00Z",
+        }
+        await sio.emit("client_message", {"message": message, "fileReferences": [response.json()]})
+        for _ in range(1200):  # until the chat shows the queued file's step
+            if any(q.startswith(f"{name}: ") for q in queued):
+                break
+            await asyncio.sleep(0.1)
+        await sio.disconnect()
+    return thread_id

@@ -61,12 +61,13 @@ def test_the_app_gets_the_secret_and_its_root_but_not_ci(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("CHAINLIT_ROOT_PATH", "/kb")  # unsupported: kb's routes are at the root
     monkeypatch.setenv("KB_TOP_K", "7")
     settings = make_settings(tmp_path)
     secret = settings.persistent_secret("chainlit_auth", None)
     assert settings.persistent_secret("chainlit_auth", None) == secret  # generated once
     env = child_environment(settings, auth_secret=secret, port=8123)
-    assert "CI" not in env
+    assert "CI" not in env and "CHAINLIT_ROOT_PATH" not in env
     assert env["CHAINLIT_AUTH_SECRET"] == secret
     assert env["KB_TOP_K"] == "7"
     assert env["KB_DATA_DIR"] == str(settings.resolved_data_dir)

@@ -22,6 +22,7 @@ from chat_app.cli import (
     setup_cmd,
     sources_cmd,
     spaces_cmd,
+    stats_cmd,
     users_cmd,
     worker_cmd,
 )
@@ -47,6 +48,7 @@ app.add_typer(spaces_cmd.app, name="spaces")
 app.add_typer(notion_cmd.app, name="notion")
 app.add_typer(jobs_cmd.app, name="jobs")
 migrate_cmd.register(app)
+stats_cmd.register(app)
 
 
 def main() -> None:

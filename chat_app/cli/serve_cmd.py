@@ -154,7 +154,9 @@ def child_environment(settings: Settings, *, auth_secret: str, port: int) -> dic
     """The app's environment: ours, plus what Chainlit needs, minus what misleads it."""
     env = dict(os.environ)
     # CI=true puts Chainlit in --ci mode (fake OpenAI key); DEBUG turns on its debug mode.
-    for name in ("CI", "DEBUG"):
+    # CHAINLIT_ROOT_PATH would move Chainlit's routes under a prefix while kb's own routes
+    # and the security middleware's path rules stay at the root (docs/scale.md).
+    for name in ("CI", "DEBUG", "CHAINLIT_ROOT_PATH"):
         env.pop(name, None)
     env["CHAINLIT_AUTH_SECRET"] = auth_secret
     env["CHAINLIT_APP_ROOT"] = str(prepare_app_root(settings, port=port))

@@ -139,4 +139,5 @@ def remove_member(
         person = require_user(session=session, identifier=login)
         repo.remove_member(session=session, space=space, user=person)
         session.commit()
+        services.note_writes([person.id])  # read replicas: effective at the next question
         console.print(f"Removed {person.identifier} from {space.name}.")

@@ -39,6 +39,7 @@ async def answer_question(
     """Stream the answer into one message and attach its sources; returns the message."""
     msg = cl.Message(content="", metadata={"kind": ANSWER_KIND})
     answer: Answer | None = None
+    asked_mode = mode or services.settings.retrieval_mode
     try:
         chain = await asyncio.to_thread(services.answer_chain)  # loads the model once
         stream = chain.astream(
@@ -50,11 +51,13 @@ async def answer_question(
             else:
                 await msg.stream_token(part)
     except KbError as exc:
+        services.metrics.answer_failed(mode=asked_mode)
         msg.content = f"**I could not answer:** {exc}"
         msg.metadata = {"kind": "error"}
         await msg.send()
         return msg
     except Exception:
+        services.metrics.answer_failed(mode=asked_mode)
         log.exception("answering failed")
         msg.content = (
             "**Something went wrong while answering.** The details are in the server log; "
@@ -65,6 +68,7 @@ async def answer_question(
         return msg
 
     if answer is not None:
+        services.metrics.observe_answer(answer, mode=asked_mode)
         if not msg.content.strip():
             msg.content = answer.text
         if answer.sources:

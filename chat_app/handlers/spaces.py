@@ -174,6 +174,8 @@ def _create(services: Services, user_id: uuid.UUID, name: str) -> str:
 def _change(
     services: Services, user_id: uuid.UUID, verb: str, access: SpaceAccess, args: list[str]
 ) -> str:
+    removed: list[uuid.UUID] = []
+
     def change(session: Session) -> str:
         space = repo.require_space(session=session, name=access.name)
         person = _person(session, args[0])
@@ -189,9 +191,14 @@ def _change(
             member = repo.set_role(session=session, space=space, user=person, role=args[1])
             return f"**{person.identifier}** is now {member.role} of **{space.name}**."
         repo.remove_member(session=session, space=space, user=person)
+        removed.append(person.id)
         return (
             f"Removed **{person.identifier}** from **{space.name}**; they lose access at their "
             "next question."
         )
 
-    return _run_as(services, user_id, change)
+    text = _run_as(services, user_id, change)
+    # "At their next question" holds with read replicas too: until a replica has
+    # replayed the removal, that person's searches run on the primary.
+    services.note_writes(removed)
+    return text

@@ -164,6 +164,7 @@ async def _queue_one(
         thread_id=step.thread_id,
         step_id=step.id,
     )
+    services.metrics.uploaded(1)
     return UploadOutcome(name, "queued", 0, "Queued…", job_id), step
 
 

@@ -133,6 +133,9 @@ def _job_task(
                 message=outcome.message,
                 result=outcome.result,
             )
+        if row.requested_by is not None:
+            # Read replicas: the person's next question sees what this job wrote.
+            services.note_writes([row.requested_by])
         return outcome.result
 
     task.__name__ = body.__name__.lstrip("_")

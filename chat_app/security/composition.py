@@ -40,7 +40,12 @@ def build_security(services: Services) -> AppSecurity:
     )
     return AppSecurity(
         sessions=sessions,
-        login=PasswordLogin(engine=services.engine, throttle=throttle, sessions=sessions),
+        login=PasswordLogin(
+            engine=services.engine,
+            throttle=throttle,
+            sessions=sessions,
+            on_refused=services.metrics.login_failed,
+        ),
         policy=SecurityPolicy(
             gate=sessions,
             headers=HeaderPolicy(enabled=settings.security_headers, https=settings.https),

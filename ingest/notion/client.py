@@ -81,6 +81,7 @@ class ClientStats:
 
     requests: Counter[str] = field(default_factory=Counter)
     retries: int = 0
+    rate_limited: int = 0  # 429 answers, retried or not (an operator's metric)
     retry_waits: list[float] = field(default_factory=list)
     paced_seconds: float = 0.0
 
@@ -223,6 +224,8 @@ class NotionClient:
             try:
                 return method(*args, **kwargs)
             except (HTTPResponseError, RequestTimeoutError, httpx.TransportError) as error:
+                if isinstance(error, HTTPResponseError) and error.status == 429:
+                    self.stats.rate_limited += 1
                 wait = self._retry_wait(error, attempt)
                 if wait is None:
                     raise self._translate(error, what, object_id) from None

@@ -44,6 +44,7 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    rate_limited: int = 0  # 429 answers from Notion during the run
 
     @property
     def seconds(self) -> float:

@@ -159,6 +159,7 @@ def _run_locked(
         report.status = "success"
     report.requests = dict(client.stats.requests)
     report.retries = client.stats.retries
+    report.rate_limited = client.stats.rate_limited
     _finish(run)
     run.emit("done")
     if fatal is not None:
@@ -390,6 +391,7 @@ def _finish(run: _Run) -> None:
     details = {
         "requests": report.requests,
         "retries": report.retries,
+        "rate_limited": report.rate_limited,
         "retry_wait_seconds": round(sum(run.client.stats.retry_waits), 3),
         "errors": report.errors,
     }
