@@ -155,7 +155,7 @@ def child_environment(settings: Settings, *, auth_secret: str, port: int) -> dic
     env = dict(os.environ)
     # CI=true puts Chainlit in --ci mode (fake OpenAI key); DEBUG turns on its debug mode.
     # CHAINLIT_ROOT_PATH would move Chainlit's routes under a prefix while kb's own routes
-    # and the security middleware's path rules stay at the root (docs/scale.md).
+    # and the security middleware's path rules stay at the root (README, Running at scale).
     for name in ("CI", "DEBUG", "CHAINLIT_ROOT_PATH"):
         env.pop(name, None)
     env["CHAINLIT_AUTH_SECRET"] = auth_secret
