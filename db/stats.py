@@ -96,15 +96,16 @@ _USERS = sa.text(
     " count(*) FILTER (WHERE is_admin) AS admins FROM users"
 )
 # Sources are what indexing records group chunks by: one per file or Notion page.
+# Personal spaces are all called "Personal": their owner's login tells them apart.
 _SPACES = sa.text(
     """
-    SELECT s.id, s.name, s.kind,
+    SELECT s.id, coalesce(s.name || ' (' || u.identifier || ')', s.name) AS name, s.kind,
            (SELECT count(*) FROM space_members m WHERE m.space_id = s.id) AS members,
            (SELECT count(DISTINCT (c.source_type, c.source_id)) FROM document_chunks c
              WHERE c.space_id = s.id) AS sources,
            (SELECT count(*) FROM document_chunks c WHERE c.space_id = s.id) AS chunks
-    FROM spaces s
-    ORDER BY chunks DESC, s.kind DESC, s.name
+    FROM spaces s LEFT JOIN users u ON u.id = s.personal_of
+    ORDER BY chunks DESC, s.kind DESC, s.name, u.identifier
     """
 )
 # Every table of the current schema and its indexes (the HNSW and GIN ones matter most).
@@ -125,9 +126,10 @@ _SIZES = sa.text(
 )
 _SYNCS = sa.text(
     """
-    SELECT s.name AS space, r.status, r.started_at, r.finished_at, r.pages_seen,
-           r.pages_failed, r.chunks_written, r.error
+    SELECT coalesce(s.name || ' (' || u.identifier || ')', s.name) AS space, r.status,
+           r.started_at, r.finished_at, r.pages_seen, r.pages_failed, r.chunks_written, r.error
     FROM notion_syncs r JOIN spaces s ON s.id = r.space_id
+    LEFT JOIN users u ON u.id = s.personal_of
     ORDER BY r.started_at DESC, r.id DESC
     LIMIT :limit
     """

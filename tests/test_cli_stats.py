@@ -65,13 +65,16 @@ async def test_stats_counts_people_spaces_jobs_syncs_and_slow_questions(
     assert report["users"] == {"total": 2, "active": 2, "admins": 0}
     mine = next(s for s in report["spaces"] if s["id"] == str(space.id))
     assert (mine["members"], mine["sources"], mine["chunks"]) == (1, 2, 2)
+    assert mine["name"] == "Personal (alice)"  # personal spaces are told apart by owner
     assert report["database_bytes"] > 0
     assert "document_chunks" in {r["table"] for r in report["relations"]} | {
         r["name"] for r in report["relations"]
     }
     assert {"kind": "index_file", "status": "queued", "jobs": 1} in report["jobs"]
     assert [q["status"] for q in report["queue"]] == ["todo"]
-    assert [(s["status"], s["pages_seen"]) for s in report["notion_syncs"]] == [("partial", 7)]
+    assert [(s["space"], s["status"], s["pages_seen"]) for s in report["notion_syncs"]] == [
+        ("Personal (alice)", "partial", 7)
+    ]
     [slow] = report["slowest_questions"]
     assert slow["login"] == "alice" and slow["mode"] == "hybrid" and slow["sources"] >= 1
 
