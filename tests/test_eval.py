@@ -176,15 +176,29 @@ async def test_ignoring_identical_ids_drops_the_querys_own_document(
     report = index(engine, fake_embeddings, dataset)
     vectors = QueryVectors(fake_embeddings, list(dataset.queries.values()))
     retriever = Retriever(engine=read_engine, embeddings=vectors)
-    where = {"user_id": report.user_id, "space_id": report.space_id, "dataset": dataset}
-    _, kept = await evaluate_mode(retriever=retriever, mode="keyword", k=3, **where)
+    user, space = report.user_id, report.space_id
+    _, kept = await evaluate_mode(
+        retriever=retriever, user_id=user, space_id=space, dataset=dataset, mode="keyword", k=3
+    )
     assert kept["1"][0] == "1"
     scores, dropped = await evaluate_mode(
-        retriever=retriever, mode="keyword", k=3, ignore_identical_ids=True, **where
+        retriever=retriever,
+        user_id=user,
+        space_id=space,
+        dataset=dataset,
+        mode="keyword",
+        k=3,
+        ignore_identical_ids=True,
     )
     assert dropped["1"] == kept["1"][1:] and dropped["1"][0] == "d1"
     dense = exact_dense_anchor(
-        engine=engine, embeddings=vectors, k=3, ignore_identical_ids=True, **where
+        engine=engine,
+        embeddings=vectors,
+        user_id=user,
+        space_id=space,
+        dataset=dataset,
+        k=3,
+        ignore_identical_ids=True,
     )
     bm25 = bm25_anchor(dataset=dataset, k=3, ignore_identical_ids=True)
     assert scores.ndcg_10 == pytest.approx(1.0)
