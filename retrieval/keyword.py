@@ -11,6 +11,7 @@ applies as a second guard.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -22,7 +23,7 @@ from retrieval import bm25
 from retrieval.passages import Passage, SearchFilters
 from retrieval.scope import SearchScope
 
-__all__ = ["keyword_search", "vector_literal"]
+__all__ = ["KeywordResult", "bm25_scores", "keyword_search", "vector_literal"]
 
 _chunks = cast(sa.Table, DocumentChunk.__table__)
 
@@ -52,6 +53,15 @@ def _conditions(filters: SearchFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+@dataclass(frozen=True)
+class KeywordResult:
+    """Passages best first (`Passage.score` is the BM25 score) and the question's
+    largest possible BM25 score (the sum of its words' idf), a per-question scale."""
+
+    passages: list[Passage]
+    max_score: float
+
+
 def keyword_search(
     connection: Connection,
     *,
@@ -60,22 +70,21 @@ def keyword_search(
     limit: int,
     filters: SearchFilters | None = None,
     query_vector: Sequence[float] | None = None,
-) -> list[Passage]:
+) -> KeywordResult:
     """Chunks of the scope's spaces with the highest BM25 score for `query`, best first.
 
-    `Passage.score` is the BM25 score; with `query_vector`, each passage also carries
-    its cosine similarity.
+    With `query_vector`, each passage also carries its cosine similarity.
     """
     filters = filters or SearchFilters()
     if not scope.spaces:
-        return []
+        return KeywordResult([], 0.0)
     where = bm25.Scope.of(scope.space_ids)
     prepared = bm25.prepare(connection, scope=where, query=query)
     ranked = bm25.top(
         connection, prepared, scope=where, limit=limit, conditions=_conditions(filters)
     ).matches
     if not ranked:
-        return []
+        return KeywordResult([], prepared.max_score)
     params: dict[str, Any] = {
         "ids": [m.id for m in ranked],
         "space_ids": scope.space_ids,
@@ -103,4 +112,17 @@ def keyword_search(
                 metadata=metadata,
             )
         )
-    return passages
+    return KeywordResult(passages, prepared.max_score)
+
+
+def bm25_scores(
+    connection: Connection, *, scope: SearchScope, query: str, chunk_ids: Sequence[str]
+) -> dict[str, float]:
+    """The BM25 score of each given chunk of the scope's spaces for `query` (0.0 for a
+    chunk without any of its words): hybrid search scores the passages only the dense
+    side found, so every candidate is judged on both sides."""
+    if not scope.spaces or not chunk_ids:
+        return dict.fromkeys(chunk_ids, 0.0)
+    where = bm25.Scope.of(scope.space_ids)
+    prepared = bm25.prepare(connection, scope=where, query=query)
+    return bm25.score_chunks(connection, prepared, scope=where, chunk_ids=chunk_ids)
