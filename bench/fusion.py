@@ -115,17 +115,29 @@ def collect(
     return lists, dataset.qrels
 
 
+def per_query(
+    lists: dict[str, QueryLists],
+    qrels: dict[str, dict[str, int]],
+    rank: Callable[[QueryLists], Sequence[str]],
+) -> list[float]:
+    return [ndcg_at_k(rank(q), qrels[qid], 10) for qid, q in lists.items()]
+
+
 def ndcg(
     lists: dict[str, QueryLists],
     qrels: dict[str, dict[str, int]],
     rank: Callable[[QueryLists], Sequence[str]],
 ) -> float:
-    return statistics.fmean(ndcg_at_k(rank(q), qrels[qid], 10) for qid, q in lists.items())
+    return statistics.fmean(per_query(lists, qrels, rank))
 
 
 def fused(name: str, params: dict[str, float], depth: int) -> Callable[[QueryLists], list[str]]:
+    params = dict(params)
+    # pool=1: only the dense candidates are fused (BM25 re-ranks them, adds none).
+    dense_pool = bool(params.pop("pool", 0))
+
     def rank(q: QueryLists) -> list[str]:
-        dense, keyword = q.dense[:depth], q.keyword[:depth]
+        dense, keyword = q.dense[:depth], [] if dense_pool else q.keyword[:depth]
         candidates = [
             Candidate(
                 key=doc,
@@ -149,7 +161,8 @@ def grid() -> list[tuple[str, dict[str, float]]]:
             configs.append(("rrf", {"keyword_weight": weight, "k": k}))
     for alpha in [a / 20 for a in range(4, 19)]:
         for name in ("convex-max", "convex-minmax", "convex-z"):
-            configs.append((name, {"alpha": alpha}))
+            for pool in (0, 1):
+                configs.append((name, {"alpha": alpha, "pool": pool}))
     return configs
 
 
@@ -171,6 +184,9 @@ def main() -> None:
     parser.add_argument("--split", default="train")
     parser.add_argument("--top", type=int, default=25, help="Show this many best fusions.")
     parser.add_argument(
+        "--family", default=None, help="Grid only this fusion family (e.g. convex-max)."
+    )
+    parser.add_argument(
         "--only", action="append", default=[], help="Score only these fusions (name:params,d=N)."
     )
     args = parser.parse_args()
@@ -180,7 +196,7 @@ def main() -> None:
     if args.only:
         chosen = [parse(text) for text in args.only]
     else:
-        chosen = [(n, p, d) for d in DEPTHS for n, p in grid()]
+        chosen = [(n, p, d) for d in DEPTHS for n, p in grid() if args.family in (None, n)]
     results = sorted(
         ((ndcg(lists, qrels, fused(n, p, d)), label(n, p, d)) for n, p, d in chosen),
         reverse=True,
@@ -193,6 +209,25 @@ def main() -> None:
     print("best of each family:")
     for family, (value, name) in sorted(best_of.items(), key=lambda kv: -kv[1][0]):
         print(f"  {family:14s} {value:.4f}  {name}")
+    if len(results) > 1:
+        # The one-standard-error rule: among the configurations of the best one's
+        # family and depth within one standard error (of the best's mean over the
+        # queries) of it, the one giving the dense side the most weight.
+        best_value, best_name = results[0]
+        name, params, depth = parse(best_name)
+        scores = per_query(lists, qrels, fused(name, params, depth))
+        error = statistics.stdev(scores) / math.sqrt(len(scores))
+        near = [
+            (parse(n)[1].get("alpha", 0.0), v, n)
+            for v, n in results
+            if v >= best_value - error
+            and parse(n)[0] == name
+            and parse(n)[2] == depth
+            and parse(n)[1].get("pool", 0.0) == params.get("pool", 0.0)
+        ]
+        _, value, picked = max(near)
+        print(f"one standard error of the best: {error:.4f}")
+        print(f"one-SE rule (most dense weight within it): {value:.4f}  {picked}")
     assert not any(math.isnan(v) for v, _ in results)
 
 
