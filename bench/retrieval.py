@@ -25,15 +25,22 @@ Prints, measured in this run:
   and of the same query without pgvector's iterative scan (why the app turns it on);
 - before/after: the same measurements with every search on the filtered HNSW graph
   (`--exact-max 0`, the design before small readable sets were scanned exactly) next
-  to the app's default.
+  to the app's default;
+- keyword before/after (issue 16): p50/p95 of the keyword SQL (a scoped connection,
+  the readable spaces given) for 3 and 10 common words and a pasted 150-word
+  paragraph, the search before BM25 (`bench/legacy_keyword.py`: tf taken as 1, df
+  counted per query, every matching chunk ranked) next to the BM25 search; and hybrid
+  `Retriever.search` (SQL only) before (dense + legacy keyword, RRF) and after.
 
-Targets: recall@10 >= 0.95, hybrid SQL p95 < 50 ms.
+Targets: recall@10 >= 0.95, hybrid SQL p95 < 50 ms; keyword SQL p95 < 50 ms for 3
+and 10 common words and < 500 ms for a 150-word paragraph (issue 16, at 1M chunks).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import re
 import statistics
 import sys
@@ -44,6 +51,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 
 # Run as a script, this folder is first on sys.path and this file would shadow the
 # `retrieval` package: drop the folder before importing the project.
@@ -63,8 +71,9 @@ from db.embedded import start_embedded  # noqa: E402
 from db.engine import PoolConfig, make_engine  # noqa: E402
 from db.schema import upgrade_to_head  # noqa: E402
 from db.scoped import make_read_engine, user_scope  # noqa: E402
-from retrieval.keyword import vector_literal  # noqa: E402
+from retrieval.keyword import keyword_search, vector_literal  # noqa: E402
 from retrieval.retriever import EXACT_SCAN_MAX_CHUNKS, Retriever  # noqa: E402
+from retrieval.scope import SearchScope  # noqa: E402
 
 DIM = 384
 CLUSTERS = 500
@@ -415,6 +424,7 @@ async def run(
         for label, (_, latency) in results.items():
             for mode, (p50, p95) in latency.items():
                 print(f"  {label:<24} {mode:<8} {p50:>8.1f} {p95:>8.1f}")
+        await keyword_before_after(engine, read_engine, world, queries, args, rng)
         if args.scenario == "users":
             await with_model(read_engine, world, args, rng)
         recall, latency = results["app default (after)"]
@@ -459,6 +469,86 @@ async def measure(
         latency[mode] = (percentile(times, 0.5), percentile(times, 0.95))
     recalls = [_recall(q, vectors, await search(q, "vector"), args.k) for q in queries]
     return statistics.mean(recalls), latency
+
+
+def _legacy() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("legacy_keyword", _HERE / "legacy_keyword.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def keyword_before_after(
+    engine: Engine,
+    read_engine: AsyncEngine,
+    world: World,
+    queries: list[Query],
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> None:
+    """Keyword SQL and hybrid latency, the search before BM25 next to the current one."""
+    legacy = _legacy()
+    vocabulary = COMMON_WORDS + [w for c in range(CLUSTERS) for w in cluster_words(c)]
+    count = max(10, args.queries // 4)
+    kinds = {
+        "3 common words": [" ".join(rng.choice(COMMON_WORDS, 3)) for _ in range(count)],
+        "10 common words": [" ".join(rng.choice(COMMON_WORDS, 10)) for _ in range(count)],
+        "150-word paragraph": [" ".join(rng.choice(vocabulary, 150)) for _ in range(count)],
+    }
+    depth = max(40, 4 * args.k)
+
+    def old_keyword(user: uuid.UUID, text: str, limit: int) -> list[str]:
+        with user_scope(engine, user) as connection:
+            found: list[str] = legacy.legacy_keyword_search(
+                connection, space_ids=_spaces_of(world, user), query=text, limit=limit
+            )
+            return found
+
+    def new_keyword(user: uuid.UUID, text: str, limit: int) -> list[str]:
+        scope = SearchScope({s: "bench" for s in _spaces_of(world, user)}, 0, 0)
+        with user_scope(engine, user) as connection:
+            result = keyword_search(connection, scope=scope, query=text, limit=limit)
+            return [p.chunk_id for p in result.passages]
+
+    retriever = Retriever(
+        engine=read_engine, embeddings=GivenVectors(), exact_scan_max_chunks=args.exact_max
+    )
+
+    async def old_hybrid(user: uuid.UUID, text: str, vector: list[float]) -> object:
+        # As the app did before: both lists concurrently (their RRF, microseconds of
+        # Python, is left out).
+        nearest, matching = await asyncio.gather(
+            retriever.search(text, user_id=user, k=depth, mode="vector", query_vector=vector),
+            asyncio.to_thread(old_keyword, user, text, depth),
+        )
+        return nearest, matching
+
+    async def new_hybrid(user: uuid.UUID, text: str, vector: list[float]) -> object:
+        return await retriever.search(
+            text, user_id=user, k=args.k, mode="hybrid", query_vector=vector
+        )
+
+    print(f"\nKeyword SQL and hybrid Retriever.search (SQL only), k={args.k} (ms):")
+    print(f"  {'question':<20} {'search':<24} {'p50':>8} {'p95':>8}")
+    for kind, texts in kinds.items():
+        asked = [(queries[i % len(queries)], t) for i, t in enumerate(texts)]
+        rows: list[tuple[str, list[float]]] = []
+        for label, keyword in (("keyword before", old_keyword), ("keyword BM25", new_keyword)):
+            times = await timed(
+                [partial(asyncio.to_thread, keyword, q.user_id, t, args.k) for q, t in asked]
+            )
+            rows.append((label, times))
+        for label, hybrid in (("hybrid before", old_hybrid), ("hybrid BM25", new_hybrid)):
+            times = await timed(
+                [partial(hybrid, q.user_id, t, q.vector.tolist()) for q, t in asked]
+            )
+            rows.append((label, times))
+        for label, times in rows:
+            print(
+                f"  {kind:<20} {label:<24} {percentile(times, 0.5):>8.1f}"
+                f" {percentile(times, 0.95):>8.1f}"
+            )
 
 
 async def with_model(

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from db.errors import KbError
 from db.models import DocumentChunk
 from db.scoped import user_scope
-from retrieval.evaluation import BeirDataset, Scores, score_run
+from retrieval.evaluation import BeirDataset, Scores, score_run, without_query_id
 
 __all__ = ["bm25_anchor", "exact_dense_anchor"]
 
@@ -33,6 +33,7 @@ def exact_dense_anchor(
     space_id: uuid.UUID,
     dataset: BeirDataset,
     k: int,
+    ignore_identical_ids: bool = False,
 ) -> Scores:
     """Brute-force cosine search over the space's stored vectors (they are normalised)."""
     with user_scope(engine, user_id) as connection:
@@ -49,12 +50,13 @@ def exact_dense_anchor(
     for qid, text in dataset.queries.items():
         query = np.asarray(embeddings.embed_query(text), dtype=np.float32)
         scores = matrix @ (query / np.linalg.norm(query))
-        top = np.argsort(-scores, kind="stable")[:k]
-        run[qid] = [doc_ids[i] for i in top]
+        top = np.argsort(-scores, kind="stable")[: k + 1]
+        ranked = [doc_ids[i] for i in top]
+        run[qid] = without_query_id(qid, ranked, k) if ignore_identical_ids else ranked[:k]
     return score_run("exact dense", run, dataset.qrels, seconds=time.perf_counter() - started)
 
 
-def bm25_anchor(*, dataset: BeirDataset, k: int) -> Scores:
+def bm25_anchor(*, dataset: BeirDataset, k: int, ignore_identical_ids: bool = False) -> Scores:
     """BM25 over title + text with bm25s (Lucene's scoring variant)."""
     try:
         import bm25s
@@ -77,6 +79,9 @@ def bm25_anchor(*, dataset: BeirDataset, k: int) -> Scores:
     tokens = bm25s.tokenize(
         [dataset.queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False
     )
-    results, _ = retriever.retrieve(tokens, k=min(k, len(doc_ids)), show_progress=False)
-    run = {qid: [doc_ids[int(i)] for i in row] for qid, row in zip(qids, results, strict=True)}
+    results, _ = retriever.retrieve(tokens, k=min(k + 1, len(doc_ids)), show_progress=False)
+    run = {}
+    for qid, row in zip(qids, results, strict=True):
+        ranked = [doc_ids[int(i)] for i in row]
+        run[qid] = without_query_id(qid, ranked, k) if ignore_identical_ids else ranked[:k]
     return score_run("BM25 (bm25s)", run, dataset.qrels, seconds=time.perf_counter() - started)

@@ -5,6 +5,10 @@ documents are indexed by `ingest.eval_corpus` into a dedicated, login-less user;
 each judged query then goes through `Retriever.search`, the same search the chat
 uses, and nDCG@10 / Recall@10 / Recall@100 are computed the way `trec_eval` does
 (linear gains, relevance > 0 counts as relevant).
+
+With `ignore_identical_ids` (BEIR's option for sets such as ArguAna, whose queries
+are also documents of the corpus), a document whose id equals the query's id is
+dropped from that query's ranking before scoring.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ __all__ = [
     "ndcg_at_k",
     "recall_at_k",
     "score_run",
+    "without_query_id",
 ]
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -173,6 +178,11 @@ def score_run(
     )
 
 
+def without_query_id(qid: str, ranked: Sequence[str], k: int) -> list[str]:
+    """BEIR's `ignore_identical_ids`: the ranking without the query's own id, cut at k."""
+    return [doc for doc in ranked if doc != qid][:k]
+
+
 async def evaluate_mode(
     *,
     retriever: Retriever,
@@ -182,17 +192,21 @@ async def evaluate_mode(
     mode: str,
     k: int = 100,
     candidates: int | None = None,
+    ignore_identical_ids: bool = False,
     progress: Progress | None = None,
 ) -> tuple[Scores, dict[str, list[str]]]:
     """Run every judged query through `Retriever.search` in `mode`; scores and the run."""
     check_mode(mode)
     run: dict[str, list[str]] = {}
+    # One more passage when the query's own document may be among them and dropped.
+    wanted = k + 1 if ignore_identical_ids else k
     started = time.perf_counter()
     for i, (qid, text) in enumerate(dataset.queries.items(), start=1):
         passages = await retriever.search(
-            text, user_id=user_id, spaces=[space_id], k=k, mode=mode, candidates=candidates
+            text, user_id=user_id, spaces=[space_id], k=wanted, mode=mode, candidates=candidates
         )
-        run[qid] = [p.source_id for p in passages]
+        ranked = [p.source_id for p in passages]
+        run[qid] = without_query_id(qid, ranked, k) if ignore_identical_ids else ranked
         if progress:
             progress(i, len(dataset.queries))
     seconds = time.perf_counter() - started

@@ -31,7 +31,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.messages import BaseMessage, HumanMessage
 
-from retrieval.keyword import BM25_B
+from retrieval.bm25 import BM25_B
 from retrieval.prompts import EXTRACTIVE_LABEL, EXTRACTIVE_NOTHING, neutralize_citations
 from retrieval.sentences import quotable, sentence_spans
 

@@ -1,28 +1,31 @@
-"""Keyword search: BM25-style ranking in PostgreSQL full text over `text_tsv`.
+"""Keyword search: BM25 over the readable spaces (`retrieval.bm25`), as passages.
 
-The one module of retrieval with hand-written SQL, because `websearch_to_tsquery`,
-`@@` on the GIN index and the ranking arithmetic have no ORM form. The statement is
-a constant with bound parameters; optional filters are parameters that may be NULL.
-It filters by the readable spaces and runs on a read-engine connection taken inside
-a `db.scoped.read_scope`, so row-level security applies as a second guard.
+`retrieval.bm25` ranks the chunks of the scope's spaces (statistics of those spaces
+only, see migration 0007); this module turns the ranked row ids into `Passage`s,
+reading the columns and the cosine similarity (NULL without a query vector) of the
+best rows alone. Every statement filters by the readable spaces and runs on a
+read-engine connection taken inside a `db.scoped.read_scope`, so row-level security
+applies as a second guard.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
 
+from db.models import DocumentChunk
+from retrieval import bm25
 from retrieval.passages import Passage, SearchFilters
 from retrieval.scope import SearchScope
 
-__all__ = ["BM25_B", "BM25_K1", "keyword_search", "vector_literal"]
+__all__ = ["KeywordResult", "bm25_scores", "keyword_search", "vector_literal"]
 
-# BM25's usual constants.
-BM25_K1 = 1.2
-BM25_B = 0.75
+_chunks = cast(sa.Table, DocumentChunk.__table__)
 
 
 def vector_literal(vector: Sequence[float]) -> str:
@@ -30,68 +33,33 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(v):.7g}" for v in vector) + "]"
 
 
-# Each query word weighs its inverse document frequency among the readable chunks
-# (counted on the GIN index), scaled by chunk length (distinct lexemes against the mean
-# over the matches; term frequency taken as 1). Candidates are the chunks with any of
-# the words (plainto_tsquery's `&`/`<->` made `|`; the round trip through text keeps
-# PostgreSQL's own parsing and stemming); those with every word (websearch_to_tsquery,
-# so quotes and -word count there) come first. Only ids and lexemes are read per match
-# (`strip` drops the positions and detoasts once, not once per word); the columns and
-# the cosine similarity (NULL without a query vector) are read for the best rows alone.
-_BM25 = sa.text(
+_ROWS = sa.text(
     """
-    WITH terms AS MATERIALIZED (
-        SELECT DISTINCT CAST(quote_literal(lexeme) AS tsquery) AS term
-        FROM unnest(to_tsvector('english', :q))
-    ),
-    scope AS MATERIALIZED (
-        SELECT count(*)::float8 AS n FROM document_chunks
-        WHERE space_id = ANY(CAST(:space_ids AS uuid[]))
-          AND (CAST(:source_type AS text) IS NULL OR source_type = :source_type)
-          AND (CAST(:source_id AS text) IS NULL OR source_id = :source_id)
-    ),
-    counted AS MATERIALIZED (
-        SELECT term,
-               (SELECT count(*) FROM document_chunks
-                WHERE space_id = ANY(CAST(:space_ids AS uuid[]))
-                  AND (CAST(:source_type AS text) IS NULL OR source_type = :source_type)
-                  AND (CAST(:source_id AS text) IS NULL OR source_id = :source_id)
-                  AND text_tsv @@ terms.term) AS df
-        FROM terms
-    ),
-    idf AS MATERIALIZED (
-        SELECT term, ln(1 + (scope.n - df + 0.5) / (df + 0.5)) AS weight
-        FROM counted, scope
-        WHERE df > 0
-    ),
-    matches AS MATERIALIZED (
-        SELECT id, strip(text_tsv) AS lexemes, length(text_tsv)::float8 AS dl,
-               coalesce(text_tsv @@ websearch_to_tsquery('english', :q), false) AS has_all
-        FROM document_chunks,
-             CAST(NULLIF(regexp_replace(CAST(plainto_tsquery('english', :q) AS text),
-                                        ' (&|<->) ', ' | ', 'g'), '') AS tsquery) AS query
-        WHERE space_id = ANY(CAST(:space_ids AS uuid[]))
-          AND (CAST(:source_type AS text) IS NULL OR source_type = :source_type)
-          AND (CAST(:source_id AS text) IS NULL OR source_id = :source_id)
-          AND text_tsv @@ query
-    ),
-    ranked AS (
-        SELECT id, has_all,
-               (SELECT coalesce(sum(idf.weight), 0) FROM idf WHERE m.lexemes @@ idf.term)
-               * (:k1 + 1)
-               / (1 + :k1 * (1 - :b + :b * dl / greatest(avg(dl) OVER (), 1))) AS rank
-        FROM matches AS m
-        ORDER BY has_all DESC, rank DESC, id
-        LIMIT :limit
-    )
-    SELECT c.chunk_id, c.text, c.metadata, c.space_id, c.source_type, c.source_id,
-           c.source_url, c.chunk_index, ranked.rank,
+    SELECT c.id, c.chunk_id, c.text, c.metadata, c.space_id, c.source_type, c.source_id,
+           c.source_url, c.chunk_index,
            1 - (c.embedding <=> CAST(:qv AS vector)) AS similarity
-    FROM ranked JOIN document_chunks AS c USING (id)
-    WHERE c.space_id = ANY(CAST(:space_ids AS uuid[]))
-    ORDER BY ranked.has_all DESC, ranked.rank DESC, c.chunk_id
+    FROM document_chunks AS c
+    WHERE c.id = ANY(CAST(:ids AS bigint[])) AND c.space_id = ANY(CAST(:space_ids AS uuid[]))
     """
 )
+
+
+def _conditions(filters: SearchFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.source_type is not None:
+        conditions.append(_chunks.c.source_type == filters.source_type)
+    if filters.source_id is not None:
+        conditions.append(_chunks.c.source_id == filters.source_id)
+    return conditions
+
+
+@dataclass(frozen=True)
+class KeywordResult:
+    """Passages best first (`Passage.score` is the BM25 score) and the question's
+    largest possible BM25 score (the sum of its words' idf), a per-question scale."""
+
+    passages: list[Passage]
+    max_score: float
 
 
 def keyword_search(
@@ -102,26 +70,32 @@ def keyword_search(
     limit: int,
     filters: SearchFilters | None = None,
     query_vector: Sequence[float] | None = None,
-) -> list[Passage]:
-    """Chunks of the scope's spaces matching words of `query`, best first (see `_BM25`).
+) -> KeywordResult:
+    """Chunks of the scope's spaces with the highest BM25 score for `query`, best first.
 
     With `query_vector`, each passage also carries its cosine similarity.
     """
     filters = filters or SearchFilters()
     if not scope.spaces:
-        return []
+        return KeywordResult([], 0.0)
+    where = bm25.Scope.of(scope.space_ids)
+    prepared = bm25.prepare(connection, scope=where, query=query)
+    ranked = bm25.top(
+        connection, prepared, scope=where, limit=limit, conditions=_conditions(filters)
+    ).matches
+    if not ranked:
+        return KeywordResult([], prepared.max_score)
     params: dict[str, Any] = {
+        "ids": [m.id for m in ranked],
         "space_ids": scope.space_ids,
-        "q": query,
-        "limit": limit,
-        "k1": BM25_K1,
-        "b": BM25_B,
-        "source_type": filters.source_type,
-        "source_id": filters.source_id,
         "qv": vector_literal(query_vector) if query_vector is not None else None,
     }
+    rows = {row["id"]: row for row in connection.execute(_ROWS, params).mappings()}
     passages = []
-    for row in connection.execute(_BM25, params).mappings():
+    for match in ranked:
+        row = rows.get(match.id)
+        if row is None:  # gone since it was ranked (another transaction's delete)
+            continue
         similarity = row["similarity"]
         metadata = dict(row["metadata"] or {})
         metadata["space_name"] = scope.spaces.get(row["space_id"])
@@ -133,9 +107,22 @@ def keyword_search(
                 source_id=row["source_id"],
                 source_url=row["source_url"],
                 chunk_index=int(row["chunk_index"]),
-                score=float(row["rank"]),
+                score=match.score,
                 similarity=None if similarity is None else float(similarity),
                 metadata=metadata,
             )
         )
-    return passages
+    return KeywordResult(passages, prepared.max_score)
+
+
+def bm25_scores(
+    connection: Connection, *, scope: SearchScope, query: str, chunk_ids: Sequence[str]
+) -> dict[str, float]:
+    """The BM25 score of each given chunk of the scope's spaces for `query` (0.0 for a
+    chunk without any of its words): hybrid search scores the passages only the dense
+    side found, so every candidate is judged on both sides."""
+    if not scope.spaces or not chunk_ids:
+        return dict.fromkeys(chunk_ids, 0.0)
+    where = bm25.Scope.of(scope.space_ids)
+    prepared = bm25.prepare(connection, scope=where, query=query)
+    return bm25.score_chunks(connection, prepared, scope=where, chunk_ids=chunk_ids)

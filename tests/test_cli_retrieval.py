@@ -95,6 +95,26 @@ def test_eval_beir_indexes_once_and_prints_every_mode_and_anchor(
     assert "exact dense" not in again.stdout
 
 
+def test_eval_beir_writes_its_table_as_json(kb: Callable[..., Result], tmp_path: Path) -> None:
+    folder = write_beir(tmp_path)
+    out = tmp_path / "run.json"
+    result = kb(
+        "eval", "beir", str(folder), "--k", "10", "--json", str(out), "--ignore-identical-ids"
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert (report["dataset"], report["split"], report["queries"], report["k"]) == (
+        "tinybeir",
+        "test",
+        2,
+        10,
+    )
+    assert report["ignore_identical_ids"] is True
+    names = [row["name"] for row in report["results"]]
+    assert names == ["hybrid", "vector", "keyword", "exact dense", "BM25 (bm25s)"]
+    assert all(0.0 <= row["ndcg_10"] <= 1.0 for row in report["results"])
+
+
 def test_eval_qa_scores_the_first_and_any_quote_against_the_gold_answers(
     kb: Callable[..., Result], engine: Engine, make_user: Callable[..., Any], tmp_path: Path
 ) -> None:

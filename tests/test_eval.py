@@ -21,6 +21,7 @@ from retrieval.evaluation import (
     ndcg_at_k,
     recall_at_k,
     score_run,
+    without_query_id,
 )
 from retrieval.retriever import Retriever
 from tests.fakes import HashEmbeddings
@@ -163,3 +164,43 @@ def test_query_vectors_are_embedded_once_in_one_batch(fake_embeddings: HashEmbed
     calls = fake_embeddings.calls
     assert vectors.embed_query("a b") == fake_embeddings._vector("a b")
     assert fake_embeddings.calls == calls == 1
+
+
+async def test_ignoring_identical_ids_drops_the_querys_own_document(
+    tmp_path: Path, engine: Engine, fake_embeddings: HashEmbeddings, read_engine: Any
+) -> None:
+    # ArguAna-style: query "1" is also document "1" of the corpus, and it is not judged
+    # relevant to itself: BEIR's protocol removes it from the ranking.
+    corpus = [*CORPUS, {"_id": "1", "title": "", "text": "why does lava erupt from magma"}]
+    dataset = load_beir(write_beir(tmp_path, corpus))
+    report = index(engine, fake_embeddings, dataset)
+    vectors = QueryVectors(fake_embeddings, list(dataset.queries.values()))
+    retriever = Retriever(engine=read_engine, embeddings=vectors)
+    user, space = report.user_id, report.space_id
+    _, kept = await evaluate_mode(
+        retriever=retriever, user_id=user, space_id=space, dataset=dataset, mode="keyword", k=3
+    )
+    assert kept["1"][0] == "1"
+    scores, dropped = await evaluate_mode(
+        retriever=retriever,
+        user_id=user,
+        space_id=space,
+        dataset=dataset,
+        mode="keyword",
+        k=3,
+        ignore_identical_ids=True,
+    )
+    assert dropped["1"] == kept["1"][1:] and dropped["1"][0] == "d1"
+    dense = exact_dense_anchor(
+        engine=engine,
+        embeddings=vectors,
+        user_id=user,
+        space_id=space,
+        dataset=dataset,
+        k=3,
+        ignore_identical_ids=True,
+    )
+    bm25 = bm25_anchor(dataset=dataset, k=3, ignore_identical_ids=True)
+    assert scores.ndcg_10 == pytest.approx(1.0)
+    assert dense.ndcg_10 == pytest.approx(1.0) and bm25.ndcg_10 == pytest.approx(1.0)
+    assert without_query_id("1", ["1", "a", "b"], 1) == ["a"]

@@ -3,6 +3,8 @@ answer quality on questions with gold answers."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +52,14 @@ def beir(
     candidates: int | None = typer.Option(
         None, help="Hybrid: candidates taken from each side before fusion (default 4k, >= 40)."
     ),
+    ignore_identical_ids: bool = typer.Option(
+        False,
+        "--ignore-identical-ids",
+        help="Drop a document whose id equals the query's (BEIR's protocol for ArguAna).",
+    ),
+    json_file: Path | None = typer.Option(
+        None, "--json", help="Also write the table as JSON to this file ('-' for stdout)."
+    ),
     backend: str | None = typer.Option(
         None,
         help="Embedding backend for this run: torch, onnx or onnx-int8 (default: "
@@ -59,7 +69,8 @@ def beir(
     """Index the dataset once into the user eval:<name>, then score every judged query.
 
     Prints nDCG@10, Recall@10 and Recall@100 for each mode, next to exact (brute-force)
-    dense search and BM25 measured in the same run.
+    dense search and BM25 measured in the same run. Use `--split train` for tuning
+    runs and report the test split.
     """
     modes = list(MODES) if mode == "all" else [mode]
     settings = load_settings()
@@ -100,6 +111,7 @@ def beir(
                         mode=name,
                         k=k,
                         candidates=candidates,
+                        ignore_identical_ids=ignore_identical_ids,
                         progress=progress,
                     )
                 scores.append(found)
@@ -117,9 +129,12 @@ def beir(
                     space_id=report.space_id,
                     dataset=dataset,
                     k=k,
+                    ignore_identical_ids=ignore_identical_ids,
                 )
             )
-            results.append(bm25_anchor(dataset=dataset, k=k))
+            results.append(
+                bm25_anchor(dataset=dataset, k=k, ignore_identical_ids=ignore_identical_ids)
+            )
     table = Table(
         "retriever",
         "nDCG@10",
@@ -138,6 +153,24 @@ def beir(
             f"{s.ms_per_query:.1f}",
         )
     console.print(table)
+    if json_file is not None:
+        report_json = json.dumps(
+            {
+                "dataset": dataset.name,
+                "split": split,
+                "queries": len(dataset.queries),
+                "k": k,
+                "ignore_identical_ids": ignore_identical_ids,
+                "embedding_backend": settings.embedding_backend,
+                "corpus_sha256": dataset.fingerprint,
+                "results": [dataclasses.asdict(s) for s in results],
+            },
+            indent=2,
+        )
+        if str(json_file) == "-":
+            typer.echo(report_json)
+        else:
+            json_file.write_text(report_json + "\n", encoding="utf-8")
 
 
 @app.command("qa")
