@@ -256,9 +256,14 @@ def test_a_shared_space_with_an_editor_a_reader_and_a_removal(
 
         # After removal: no answer from the space, and the file is gone for them.
         _say(owner, '/spaces remove "Reactor team" rita', "Removed rita")
+        replies = reader.locator(".ai-message")
+        before = replies.count()
         ask(reader, QUESTION)
+        # Wait for the new reply itself: the last message before it is the refusal.
+        replies.nth(before).wait_for(timeout=120_000)
         wait_reply_done(reader)
-        assert "don't know" in reader.locator(".ai-message").last.inner_text()
+        assert "don't know" in replies.last.inner_text()
+        assert "4217" not in replies.last.inner_text()
         assert reader.request.get(file_url).status == 404
         reader.screenshot(path=str(ARTIFACTS / "e2e-spaces-removed.png"), full_page=True)
 
