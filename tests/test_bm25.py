@@ -448,6 +448,37 @@ def test_upgrading_a_database_with_chunks_fills_lengths_and_statistics(
             ).scalar()
         assert tsv == "'lava':2,3 'volcano':1"
         assert stats_of(engine, user_id) == recount(engine, user_id)
+
+        # Down to before the statistics and the row storage, and up again: no chunk
+        # lost, the statistics rebuilt, the vectors and lexemes kept in the row.
+        for revision, storage in (("0006", "m"), ("0004", None)):
+            with engine.begin() as connection:
+                config.attributes["connection"] = connection
+                command.downgrade(config, revision)
+            with engine.connect() as connection:
+                assert _storage(connection) == (
+                    {"embedding": "m", "text_tsv": "m"}
+                    if storage
+                    else {"embedding": "e", "text_tsv": "x"}
+                )
+        upgrade_to_head(engine, embedding_dimension=384)
+        with engine.connect() as connection:
+            assert _storage(connection) == {"embedding": "m", "text_tsv": "m"}
+            chunks = connection.execute(sa.text("SELECT count(*) FROM document_chunks")).scalar()
+        assert chunks == len(CORPUS)
+        assert stats_of(engine, user_id) == recount(engine, user_id) != {}
     finally:
         engine.dispose()
         drop_database(pg_admin_url, url)
+
+
+def _storage(connection: sa.Connection) -> dict[str, str]:
+    """pg_attribute.attstorage of the chunk vector and lexemes (e external, x extended,
+    m main)."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT attname, attstorage FROM pg_attribute WHERE attrelid ="
+            " 'document_chunks'::regclass AND attname IN ('embedding', 'text_tsv')"
+        )
+    )
+    return {name: str(storage) for name, storage in rows}

@@ -291,6 +291,8 @@ def downgrade() -> None:
         " (to_tsvector('english'::regconfig, coalesce(metadata->>'title', '') || ' ' || text))"
         " STORED"
     )
+    # As 0005 left it: the lexemes stay in the row.
+    op.execute("ALTER TABLE document_chunks ALTER COLUMN text_tsv SET STORAGE MAIN")
     op.create_index(
         "document_chunks_text_tsv_gin", "document_chunks", ["text_tsv"], postgresql_using="gin"
     )
