@@ -180,21 +180,40 @@ async def chat_replies_after(
         sio.on("new_message", lambda data: replies.append(str(data.get("output", ""))))
         await _connect(sio, server, {"Cookie": f"access_token={token}"}, "websocket")
         await asyncio.to_thread(before_asking)
-        message = {
-            "id": str(uuid.uuid4()),
-            "threadId": str(uuid.uuid4()),
-            "name": login,
-            "type": "user_message",
-            "output": question,
-            "createdAt": "2026-01-01T00:00:00Z",
-        }
-        await sio.emit("client_message", {"message": message, "fileReferences": None})
-        for _ in range(1200):
-            if any(until in r for r in replies):
-                break
-            await asyncio.sleep(0.1)
+        await send_message(sio, login=login, question=question, thread_id=str(uuid.uuid4()))
+        await wait_for(lambda: any(until in r for r in replies))
         await sio.disconnect()
     return replies
+
+
+async def send_message(
+    sio: socketio.AsyncClient,
+    *,
+    login: str,
+    question: str,
+    thread_id: str,
+    files: list[dict[str, Any]] | None = None,
+) -> None:
+    """Send `question` (and the uploaded `files`) as `login`'s chat message, as the
+    page does."""
+    message = {
+        "id": str(uuid.uuid4()),
+        "threadId": thread_id,
+        "name": login,
+        "type": "user_message",
+        "output": question,
+        "createdAt": "2026-01-01T00:00:00Z",
+    }
+    await sio.emit("client_message", {"message": message, "fileReferences": files})
+
+
+async def wait_for(done: Callable[[], bool]) -> None:
+    """Until `done()`, or two minutes pass (so a broken server fails the test's
+    assertion, not a hang)."""
+    for _ in range(1200):
+        if done():
+            return
+        await asyncio.sleep(0.1)
 
 
 THREADS_PAGE = {"pagination": {"first": 20}, "filter": {}}
@@ -228,18 +247,10 @@ async def upload_through_chat(
         queued: list[str] = []
         for event in ("new_message", "update_message"):
             sio.on(event, lambda step: queued.append(f"{step.get('name')}: {step.get('output')}"))
-        message = {
-            "id": str(uuid.uuid4()),
-            "threadId": thread_id,
-            "name": login,
-            "type": "user_message",
-            "output": "",
-            "createdAt": "2026-01-01T00:00:00Z",
-        }
-        await sio.emit("client_message", {"message": message, "fileReferences": [response.json()]})
-        for _ in range(1200):  # until the chat shows the queued file's step
-            if any(q.startswith(f"{name}: ") for q in queued):
-                break
-            await asyncio.sleep(0.1)
+        await send_message(
+            sio, login=login, question="", thread_id=thread_id, files=[response.json()]
+        )
+        # Until the chat shows the queued file's step.
+        await wait_for(lambda: any(q.startswith(f"{name}: ") for q in queued))
         await sio.disconnect()
     return thread_id

@@ -25,9 +25,11 @@ from tests.kb_server import (
     THREADS_PAGE,
     KbServer,
     _socket_auth,
+    send_message,
     serve_env,
     start_server,
     upload_through_chat,
+    wait_for,
     wait_until,
 )
 from tests.web_fixtures import PASSWORD, add_account
@@ -119,23 +121,9 @@ async def chat(
             wait_timeout=60,
         )
         await sio.emit("connection_successful")
-        for _ in range(1200):
-            if thread is None or seen.resumed is not None:
-                break
-            await asyncio.sleep(0.1)
-        message = {
-            "id": str(uuid.uuid4()),
-            "threadId": thread or "",
-            "name": login,
-            "type": "user_message",
-            "output": question,
-            "createdAt": "2026-01-01T00:00:00Z",
-        }
-        await sio.emit("client_message", {"message": message, "fileReferences": None})
-        for _ in range(1200):
-            if any(until in t for t in seen.texts):
-                break
-            await asyncio.sleep(0.1)
+        await wait_for(lambda: thread is None or seen.resumed is not None)
+        await send_message(sio, login=login, question=question, thread_id=thread or "")
+        await wait_for(lambda: any(until in t for t in seen.texts))
         await sio.disconnect()
     return seen
 
