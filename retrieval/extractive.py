@@ -9,6 +9,10 @@ how well it answers the question, whichever passage it comes from:
   is cached, since overlapping chunks and popular passages repeat them);
 - plus the share of the question's terms it contains, weighted by how rare each term
   is among the candidates (an exact code or name still wins);
+- plus a smaller share for the question's terms in its passage (weighted by how rare
+  each is among the passages): of two alike sentences ("The FAA must receive comments
+  on this proposed AD by ..."), the one whose passage is about what the question
+  names (the Boeing 737 MAX directive, not the Pilatus one beside it) wins;
 - plus a small bonus when it holds what the question asks for: a number for "how
   many / how much", a date or year for "when / what date / what year".
 
@@ -80,6 +84,7 @@ _ASKS_DATE = re.compile(
 )
 
 LEXICAL_WEIGHT = 0.35
+CONTEXT_WEIGHT = 0.15
 ANSWER_TYPE_BONUS = 0.1
 # Quotes scoring below this share of the best one are noise next to it.
 RELATIVE_FLOOR = 0.6
@@ -177,6 +182,16 @@ def _answer_type_bonus(question: str, question_terms: set[str], sentence: str) -
     return 0.0
 
 
+def _coverage(wanted: set[str], bags: Sequence[set[str]]) -> list[float]:
+    """Per bag, the share of the `wanted` terms it holds, each weighted by how rare it
+    is among the bags (a smoothed idf); a term no bag has cannot tell them apart and
+    would only dilute the others."""
+    counts = {t: sum(t in bag for bag in bags) for t in wanted}
+    weight = {t: math.log(1 + len(bags) / (1 + n)) for t, n in counts.items() if n}
+    total = sum(weight.values()) or 1.0
+    return [sum(weight.get(t, 0.0) for t in wanted & bag) / total for bag in bags]
+
+
 def _near_duplicate(a: set[str], b: set[str]) -> bool:
     if not a or not b:
         return a == b
@@ -200,30 +215,34 @@ def pick_sentences(
     """
     question_terms = terms(question)
     wanted = set(question_terms)
-    candidates: list[tuple[int, int, str]] = []
-    seen: set[str] = set()
+    passage_share = _coverage(wanted, [set(terms(text)) for _, text in passages])
+    # A sentence repeated in several passages (overlapping chunks, or one boilerplate
+    # line in several documents) is quoted from the passage naming most of the question.
+    where: dict[str, tuple[int, int]] = {}
     for rank, (number, text) in enumerate(passages):
         for sentence in sentence_spans(text):
-            if quotable(sentence) and sentence.text not in seen:
-                seen.add(sentence.text)
-                candidates.append((number, rank, sentence.text))
+            known = where.get(sentence.text)
+            if quotable(sentence) and (
+                known is None or passage_share[rank] > passage_share[known[1]]
+            ):
+                where[sentence.text] = (number, rank)
+    candidates = sorted(
+        ((number, rank, text) for text, (number, rank) in where.items()),
+        key=lambda c: c[1],
+    )
     if not candidates:
         return []
     bags = [set(terms(text)) for _, _, text in candidates]
-    # Rarer terms among the candidates weigh more (a smoothed idf); a term no candidate
-    # has cannot tell them apart and would only dilute the others.
-    counts = {t: sum(t in bag for bag in bags) for t in wanted}
-    weight = {t: math.log(1 + len(bags) / (1 + n)) for t, n in counts.items() if n}
-    total = sum(weight.values()) or 1.0
     # BM25's length normalisation: a long sentence matches more words by its length
     # alone (and makes a worse quote).
     lengths = [len(bag) or 1 for bag in bags]
     mean_length = sum(lengths) / len(lengths)
+    sentence_share = _coverage(wanted, bags)
+    # The words' part of each score: its own (length-normalised) and its passage's.
     lexical = [
-        sum(weight.get(t, 0.0) for t in wanted & bag)
-        / total
-        / (1 - BM25_B + BM25_B * length / mean_length)
-        for bag, length in zip(bags, lengths, strict=True)
+        LEXICAL_WEIGHT * share / (1 - BM25_B + BM25_B * length / mean_length)
+        + CONTEXT_WEIGHT * passage_share[rank]
+        for share, length, (_, rank, _) in zip(sentence_share, lengths, candidates, strict=True)
     ]
     if len(candidates) > MAX_CANDIDATES:
         # Cap the model's work: keep the lexically best, earlier passages first on ties.
@@ -245,9 +264,7 @@ def pick_sentences(
     scored = sorted(
         (
             (
-                float(similarity[i])
-                + LEXICAL_WEIGHT * lexical[i]
-                + _answer_type_bonus(question, wanted, text),
+                float(similarity[i]) + lexical[i] + _answer_type_bonus(question, wanted, text),
                 rank,
                 i,
             )

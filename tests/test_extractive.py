@@ -136,6 +136,27 @@ def test_the_best_sentence_comes_first_whichever_passage_ranked_first() -> None:
     assert [q.score for q in quotes] == sorted((q.score for q in quotes), reverse=True)
 
 
+def test_of_two_alike_sentences_the_one_whose_passage_the_question_names_comes_first() -> None:
+    # A Federal Register issue holds several proposed ADs, each with the same DATES line
+    # (user trial: the Pilatus AD's was quoted first for a question about the Boeing one).
+    dates = "DATES: The FAA must receive comments on this proposed AD by September 21, 2020."
+    passages = [
+        (1, f"The FAA proposes a new AD for Pilatus Aircraft Ltd. Model PC-12/47E. {dates}"),
+        (
+            2,
+            "The FAA proposes to supersede AD 2018-23-51, which applies to all The Boeing "
+            f"Company Model 737-8 and 737-9 (737 MAX) airplanes. {dates}",
+        ),
+    ]
+    quotes = pick_sentences(
+        "By what date must the FAA receive comments on the proposed Boeing 737 MAX AD?",
+        passages,
+        embeddings=HashEmbeddings(),
+    )
+    assert quotes[0].number == 2 and quotes[0].text == dates
+    assert [q.text for q in quotes].count(dates) == 1
+
+
 def test_sentences_are_ranked_by_the_embeddings_when_given() -> None:
     quotes = pick_sentences(
         "when are plants watered", PASSAGES, embeddings=HashEmbeddings(), max_sentences=1
