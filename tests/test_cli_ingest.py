@@ -62,7 +62,11 @@ def _corpus(root: Path) -> None:
 
 
 def test_ingest_reports_every_file_and_exits_1_when_one_failed(
-    kb: Callable[..., Result], tmp_path: Path, engine: Engine, make_user: MakeUser
+    kb: Callable[..., Result],
+    tmp_path: Path,
+    engine: Engine,
+    make_user: MakeUser,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     alice = make_user("alice")
     _corpus(tmp_path)
@@ -74,6 +78,11 @@ def test_ingest_reports_every_file_and_exits_1_when_one_failed(
     assert "Ingest summary" in result.stdout
     assert "2 indexed, 1 error (3 files)" in result.stdout
     assert "Error: empty.txt is empty" in result.stderr
+    # The jobs ran in this command: their bad input is a line of the log, no traceback.
+    failed = [r for r in caplog.records if r.name.startswith("procrastinate.worker")]
+    assert [(r.levelname, r.exc_info) for r in failed if "empty.txt" in r.getMessage()] == [
+        ("WARNING", None)
+    ]
     indexed = {r[2] for r in chunk_snapshot(engine, alice.id)}
     assert indexed == {"docs/guide.md", "docs/sub/notes.txt"}
 

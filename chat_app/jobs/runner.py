@@ -85,6 +85,7 @@ async def run_workers(
 ) -> None:
     """Run an ingest worker (and a maintenance one) until `stop` is set, then shut
     down gracefully. The queue's pool is opened and closed here."""
+    _one_line_for_bad_input()
     queue = services.job_queue()
     base = name or f"{socket.gethostname()}:{os.getpid()}"
     async with queue.app.open_async():
@@ -135,9 +136,16 @@ class OneLineForBadInput(logging.Filter):
         return True
 
 
+def _one_line_for_bad_input() -> None:
+    """Every worker of this process (`kb worker`, `kb ingest` running its own jobs,
+    `work_until_idle`) logs bad input as one line; the filter is added once."""
+    logger = logging.getLogger("procrastinate.worker")
+    if not any(isinstance(f, OneLineForBadInput) for f in logger.filters):
+        logger.addFilter(OneLineForBadInput())
+
+
 def run_worker_process(services: Services, *, concurrency: int, name: str | None = None) -> None:
     """`kb worker`: load the model, then run until SIGINT or SIGTERM."""
-    logging.getLogger("procrastinate.worker").addFilter(OneLineForBadInput())
     check_job_schema()
     lower_priority(services)
     services.embeddings  # noqa: B018 (load the model before taking jobs)
@@ -154,6 +162,7 @@ def run_worker_process(services: Services, *, concurrency: int, name: str | None
 
 async def work_until_idle(services: Services, *, queues: Sequence[str] = (QUEUE_INGEST,)) -> None:
     """Run the queued jobs in this process until none is left (tests, one-off commands)."""
+    _one_line_for_bad_input()
     queue = services.job_queue()
     async with queue.app.open_async():
         await queue.app.run_worker_async(
