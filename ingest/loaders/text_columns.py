@@ -11,8 +11,8 @@ code, CSV and aligned tables come out unchanged:
 
 * it has at least `_MIN_LINES` non-blank lines (short texts carry too little evidence);
 * a gutter exists: a run of at least `_MIN_GUTTER` character positions that hold a
-  character on at most `_MAX_GUTTER_SHARE` of the lines (headers, footers and the odd
-  overlong line may cross it), with text on both sides of it on at least
+  character on at most `_MAX_GUTTER_SHARE` of the lines, or on one (headers, footers
+  and the odd overlong line may cross it), with text on both sides of it on at least
   `_MIN_BOTH_SIDES` of the lines (so a left margin or a ragged right edge is no gutter);
 * at most `_MAX_SPANNING_SHARE` of the lines cannot be cut at the gutters, i.e. have no
   run of two or more spaces there (a header or footer across the page is fine, a table
@@ -25,7 +25,8 @@ code, CSV and aligned tables come out unchanged:
   without case (Chinese, Japanese...) therefore also stays as it is.
 
 Lines that cannot be cut at the gutters (a page header, a footer, a title across the
-columns) end the columns above them, stand on their own line, and new columns start
+columns), and a page's first and last line when a blank line sets them off and they
+reach across a gutter, end the columns above them, stand on their own line, and new columns start
 below them; this also keeps pages apart in a text whose form feeds were lost.
 
 Within a column a single blank row between two lines is dropped: pdftotext writes one
@@ -102,6 +103,7 @@ def _page_in_column_order(page: str) -> list[str] | None:
     if not gutters:
         return None
     rows = [_cut(line, gutters) for line in lines]
+    _keep_header_and_footer_whole(lines, rows)
     spanning = sum(1 for line, row in zip(lines, rows, strict=True) if line and row is None)
     if spanning > _MAX_SPANNING_SHARE * len(filled):
         return None
@@ -115,6 +117,19 @@ def _page_in_column_order(page: str) -> list[str] | None:
         else:
             out.extend(_band_in_column_order(part))
     return out
+
+
+def _keep_header_and_footer_whole(lines: list[str], rows: list[list[str] | None]) -> None:
+    """A page's first or last line, set off by a blank line, stays one line.
+
+    A running header or footer ("VerDate ... Jkt 250001   PO 00000   Frm 00007") often has
+    gaps at the gutters; cut, its pieces would end up inside the columns' sentences.
+    """
+    filled = [index for index, line in enumerate(lines) if line]
+    for edge, neighbour in ((filled[0], filled[0] + 1), (filled[-1], filled[-1] - 1)):
+        row = rows[edge]
+        if not lines[neighbour] and row is not None and sum(1 for p in row if p.strip()) > 1:
+            rows[edge] = None
 
 
 @dataclass
@@ -195,7 +210,8 @@ def _gutters(lines: list[str]) -> list[Gutter]:
     for delta in starts[:width]:
         running += delta
         occupied.append(running)
-    limit = int(_MAX_GUTTER_SHARE * len(lines))
+    # One line may always cross (a short page's header).
+    limit = max(1, int(_MAX_GUTTER_SHARE * len(lines)))
     runs: list[Gutter] = []
     for position, count in enumerate(occupied):
         if count > limit:
