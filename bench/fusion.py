@@ -1,8 +1,10 @@
 """Choose the hybrid fusion on a tuning split: score combinations vs weighted RRF.
 
     kb eval beir ../shared/eval/scifact --split train --no-anchors --mode vector  # index once
-    python bench/fusion.py ../shared/eval/scifact --split train
-    python bench/fusion.py ../shared/eval/msmarco --only convex-minmax:a=0.7,d=40  # report
+    python bench/fusion.py ../shared/eval/scifact --split train --cache /tmp/sf-train.json
+    python bench/fusion.py ../shared/eval/scifact --split train --cache /tmp/sf-train.json \
+        --family agree                                           # one family, no new queries
+    python bench/fusion.py ../shared/eval/msmarco --only convex-max:alpha=0.65,d=40  # report
 
 Uses the database `kb eval beir` indexed the folder into (same settings: KB_DATA_DIR or
 DATABASE_URL). For every judged query it computes, once, to the deepest candidate
@@ -20,6 +22,8 @@ other sets are for reporting the choice (`--only`), never for making it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import math
 import statistics
 import sys
@@ -115,6 +119,28 @@ def collect(
     return lists, dataset.qrels
 
 
+def cached(
+    folder: Path, split: str, depth: int, cache: Path | None
+) -> tuple[dict[str, QueryLists], dict[str, dict[str, int]]]:
+    """`collect`, kept in the JSON file `cache` (when given) so that trying other
+    fusions of the same lists costs no queries."""
+    if cache is not None and cache.exists():
+        saved = json.loads(cache.read_text())
+        if saved["depth"] >= depth and saved.get("source") == [str(folder.resolve()), split]:
+            lists = {qid: QueryLists(**q) for qid, q in saved["lists"].items()}
+            return lists, saved["qrels"]
+    lists, qrels = collect(folder, split, depth)
+    if cache is not None:
+        payload = {
+            "source": [str(folder.resolve()), split],
+            "depth": depth,
+            "lists": {qid: dataclasses.asdict(q) for qid, q in lists.items()},
+            "qrels": qrels,
+        }
+        cache.write_text(json.dumps(payload))
+    return lists, qrels
+
+
 def per_query(
     lists: dict[str, QueryLists],
     qrels: dict[str, dict[str, int]],
@@ -131,13 +157,34 @@ def ndcg(
     return statistics.fmean(per_query(lists, qrels, rank))
 
 
+# Query-adaptive variants of convex-max (measured for issue 16, not shipped): `agree`
+# moves alpha from `alpha` (lists disjoint) down to `lo` (same top 10) with the overlap
+# of the two top-10 lists; `confidence` adds `slope * (top cosine - TOP_COSINE)`, more
+# dense weight when the dense side is sure of its best passage.
+ADAPTIVE = {"agree": "convex-max", "confidence": "convex-max"}
+TOP_COSINE = 0.62  # mean top cosine over SciFact's training questions
+
+
+def query_alpha(name: str, q: QueryLists, params: dict[str, float]) -> float:
+    alpha = params.get("alpha", 0.5)
+    if name == "agree":
+        overlap = len(set(q.dense[:10]) & set(q.keyword[:10])) / 10
+        alpha -= (alpha - params["lo"]) * overlap
+    elif name == "confidence":
+        alpha += params["slope"] * (q.cosine[q.dense[0]] - TOP_COSINE)
+    return min(0.95, max(0.05, alpha))
+
+
 def fused(name: str, params: dict[str, float], depth: int) -> Callable[[QueryLists], list[str]]:
     params = dict(params)
-    # pool=1: only the dense candidates are fused (BM25 re-ranks them, adds none).
+    # pool=1: only the dense candidates are fused (BM25 re-ranks them, adds none);
+    # kd: the keyword side contributes only its kd best (default: `depth`).
     dense_pool = bool(params.pop("pool", 0))
+    keyword_depth = 0 if dense_pool else int(params.pop("kd", depth))
+    adaptive: dict[str, float] = {k: params.pop(k) for k in ("lo", "slope") if k in params}
 
     def rank(q: QueryLists) -> list[str]:
-        dense, keyword = q.dense[:depth], [] if dense_pool else q.keyword[:depth]
+        dense, keyword = q.dense[:depth], q.keyword[:keyword_depth]
         candidates = [
             Candidate(
                 key=doc,
@@ -148,7 +195,10 @@ def fused(name: str, params: dict[str, float], depth: int) -> Callable[[QueryLis
             )
             for doc in dict.fromkeys([*dense, *keyword])
         ]
-        ranked = fuse(name, candidates, bm25_max=q.bm25_max, **params)
+        chosen = dict(params)
+        if name in ADAPTIVE:
+            chosen["alpha"] = query_alpha(name, q, {**params, **adaptive})
+        ranked = fuse(ADAPTIVE.get(name, name), candidates, bm25_max=q.bm25_max, **chosen)
         return [c.key for c, _ in ranked[:10]]
 
     return rank
@@ -159,10 +209,17 @@ def grid() -> list[tuple[str, dict[str, float]]]:
     for weight in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
         for k in (10, 30, 60):
             configs.append(("rrf", {"keyword_weight": weight, "k": k}))
-    for alpha in [a / 20 for a in range(4, 19)]:
-        for name in ("convex-max", "convex-minmax", "convex-z"):
+    alphas = [a / 20 for a in range(4, 19)]
+    for alpha in alphas:
+        for name in ("convex-max", "convex-minmax", "convex-z", "convex-top"):
             for pool in (0, 1):
                 configs.append((name, {"alpha": alpha, "pool": pool}))
+        for kd in (5, 10, 20):
+            configs.append(("convex-max", {"alpha": alpha, "kd": kd}))
+        for lo in [a for a in alphas if a < alpha]:
+            configs.append(("agree", {"alpha": alpha, "lo": lo}))
+        for slope in (0.5, 1.0, 2.0, 4.0):
+            configs.append(("confidence", {"alpha": alpha, "slope": slope}))
     return configs
 
 
@@ -189,8 +246,14 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", default=[], help="Score only these fusions (name:params,d=N)."
     )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="Keep the collected lists in this JSON file and reuse them on the next run.",
+    )
     args = parser.parse_args()
-    lists, qrels = collect(args.folder, args.split, max(DEPTHS))
+    lists, qrels = cached(args.folder, args.split, max(DEPTHS), args.cache)
     print(f"dense alone    {ndcg(lists, qrels, lambda q: q.dense):.4f}")
     print(f"BM25 alone     {ndcg(lists, qrels, lambda q: q.keyword):.4f}")
     if args.only:
@@ -223,7 +286,7 @@ def main() -> None:
             if v >= best_value - error
             and parse(n)[0] == name
             and parse(n)[2] == depth
-            and parse(n)[1].get("pool", 0.0) == params.get("pool", 0.0)
+            and all(parse(n)[1].get(p, 0.0) == v for p, v in params.items() if p != "alpha")
         ]
         _, value, picked = max(near)
         print(f"one standard error of the best: {error:.4f}")

@@ -9,7 +9,9 @@ Two families, both measured on SciFact's training split by `bench/fusion.py`:
   `alpha * cos' + (1 - alpha) * bm25'`, where the primes are the scores normalised
   per question: `convex-max` divides BM25 by the question's largest possible score
   (the sum of its words' idf) and keeps the cosine; `convex-minmax` maps each side
-  to 0..1 over the candidates; `convex-z` takes z-scores over the candidates.
+  to 0..1 over the candidates; `convex-z` takes z-scores over the candidates;
+  `convex-top` divides each side by its best score among the candidates (Bruch et
+  al.'s "theoretical min-max": 0 is each side's floor).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from retrieval.passages import Passage
 
 __all__ = ["FUSIONS", "Candidate", "fuse", "reciprocal_rank_fusion"]
 
-FUSIONS = ("rrf", "convex-max", "convex-minmax", "convex-z")
+FUSIONS = ("rrf", "convex-max", "convex-minmax", "convex-z", "convex-top")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ def _minmax(values: Sequence[float]) -> list[float]:
     if high <= low:
         return [0.0 for _ in values]
     return [(v - low) / (high - low) for v in values]
+
+
+def _by_top(values: Sequence[float]) -> list[float]:
+    top = max(values)
+    return [v / top for v in values] if top > 0 else [0.0 for _ in values]
 
 
 def _z(values: Sequence[float]) -> list[float]:
@@ -82,6 +89,8 @@ def fuse(
             cosines, keyword = _minmax(cosines), _minmax(keyword)
         elif name == "convex-z":
             cosines, keyword = _z(cosines), _z(keyword)
+        elif name == "convex-top":
+            cosines, keyword = _by_top(cosines), _by_top(keyword)
         else:
             raise ValueError(f"unknown fusion {name!r}; one of {', '.join(FUSIONS)}")
         scores = [alpha * c + (1 - alpha) * b for c, b in zip(cosines, keyword, strict=True)]

@@ -35,6 +35,15 @@ def test_minmax_combination_maps_each_side_to_0_1_over_the_candidates() -> None:
     assert keys("convex-minmax", alpha=0.5)[0] == "c"
 
 
+def test_top_combination_divides_each_side_by_its_best_candidate() -> None:
+    ranked = dict((c.key, s) for c, s in fuse("convex-top", CANDIDATES, alpha=0.5))
+    # cosine / 0.8 and BM25 / 9: the floor of each side stays 0.
+    assert ranked["a"] == pytest.approx(0.5 * 1.0 + 0.5 * 0.0)
+    assert ranked["b"] == pytest.approx(0.5 * 0.4 / 0.8 + 0.5 * 1.0)
+    assert ranked["c"] == pytest.approx(0.5 * 0.7 / 0.8 + 0.5 * 6 / 9)
+    assert keys("convex-top", alpha=0.5)[0] == "c"
+
+
 def test_alpha_moves_the_ranking_between_the_two_sides() -> None:
     assert keys("convex-max", alpha=1.0, bm25_max=10.0)[0] == "a"
     assert keys("convex-max", alpha=0.0, bm25_max=10.0)[0] == "b"
