@@ -272,7 +272,7 @@ def main() -> None:
     print("best of each family:")
     for family, (value, name) in sorted(best_of.items(), key=lambda kv: -kv[1][0]):
         print(f"  {family:14s} {value:.4f}  {name}")
-    if len(results) > 1:
+    if len(results) > 1 and not args.only:
         # The one-standard-error rule: among the configurations of the best one's
         # family and depth within one standard error (of the best's mean over the
         # queries) of it, the one giving the dense side the most weight.
