@@ -14,7 +14,10 @@ how well it answers the question, whichever passage it comes from:
   on this proposed AD by ..."), the one whose passage is about what the question
   names (the Boeing 737 MAX directive, not the Pilatus one beside it) wins;
 - plus a small bonus when it holds what the question asks for: a number for "how
-  many / how much", a date or year for "when / what date / what year".
+  many / how much", a date or year for "when / what date / what year";
+- minus as much when it ends like a clause, not a statement (";", ",", ":"): an item
+  of an enumeration ("a. Change in the trustee's percentage fee;") names the topic
+  without saying anything of it.
 
 The best sentence comes first; the same sentence (or a near copy, e.g. from two
 overlapping chunks) is quoted once. Each quote carries the citation of its passage.
@@ -86,6 +89,8 @@ _ASKS_DATE = re.compile(
 LEXICAL_WEIGHT = 0.35
 CONTEXT_WEIGHT = 0.15
 ANSWER_TYPE_BONUS = 0.1
+CLAUSE_PENALTY = 0.1
+_ENDS_CLAUSE = re.compile(r"[;,:]\s*$")
 # Quotes scoring below this share of the best one are noise next to it.
 RELATIVE_FLOOR = 0.6
 NEAR_DUPLICATE = 0.8
@@ -264,7 +269,10 @@ def pick_sentences(
     scored = sorted(
         (
             (
-                float(similarity[i]) + lexical[i] + _answer_type_bonus(question, wanted, text),
+                float(similarity[i])
+                + lexical[i]
+                + _answer_type_bonus(question, wanted, text)
+                - (CLAUSE_PENALTY if _ENDS_CLAUSE.search(text) else 0.0),
                 rank,
                 i,
             )
