@@ -65,6 +65,10 @@ BM25_B = 0.75
 EXACT_ROWS = 10_000
 # Largest row count a pruning step (probe or pruned candidates) may score.
 PRUNED_ROWS = 3_000
+# Hex digits of the space id that prefix each word in the full-text index (migration
+# 0008's `kb_scoped_lexemes`), and the longest word tsquery takes.
+SPACE_TAG_LENGTH = 12
+LONGEST_WORD = 2047
 # Words considered for the probe and for the pruned combinations (rarest first).
 PRUNING_WORDS = 12
 # Most word combinations a pruned tsquery may list before pruning gives up.
@@ -350,10 +354,25 @@ def _any_of_all(combinations: Sequence[Sequence[int]]) -> list[list[int]]:
     return [list(c) for c in combinations]
 
 
-def _tsquery_text(prepared: Bm25Query, combinations: Sequence[Sequence[int]]) -> str:
-    return " | ".join(
-        "(" + " & ".join(_lexeme(prepared.terms[i]) for i in combination) + ")"
+def _tag(space_id: uuid.UUID) -> str:
+    """The prefix of a space's words in the full-text index (`kb_scoped_lexemes`)."""
+    return space_id.hex[:SPACE_TAG_LENGTH]
+
+
+def _tsquery_text(prepared: Bm25Query, scope: Scope, combinations: Sequence[Sequence[int]]) -> str:
+    """The word combinations (OR of ANDs) as a tsquery of the scope's tagged words, as
+    the index holds them: `kb_scoped_lexemes(space_id, text_tsv) @@ this` matches the
+    chunks of the scope's spaces that hold one of the combinations."""
+    longest = LONGEST_WORD - SPACE_TAG_LENGTH
+    indexable = [
+        combination
         for combination in combinations
+        if all(len(prepared.terms[i].encode()) <= longest for i in combination)
+    ]
+    return " | ".join(
+        "(" + " & ".join(_lexeme(tag + prepared.terms[i]) for i in combination) + ")"
+        for tag in dict.fromkeys(_tag(space) for space in scope.space_ids)
+        for combination in indexable
     )
 
 
@@ -372,8 +391,11 @@ def _score(
     params = prepared.params
     filters: list[Any] = [scope.where(_chunks), *conditions]
     if tsquery is not None:
-        text = _tsquery_text(prepared, tsquery)
-        filters.append(_chunks.c.text_tsv.op("@@")(sa.cast(sa.literal(text), TSQUERY)))
+        text = _tsquery_text(prepared, scope, tsquery)
+        if not text:
+            return []
+        scoped = sa.func.kb_scoped_lexemes(_chunks.c.space_id, _chunks.c.text_tsv)
+        filters.append(scoped.op("@@")(sa.cast(sa.literal(text), TSQUERY)))
     matched_select = sa.select(
         _chunks.c.id, _chunks.c.chunk_id, _chunks.c.text_tsv, _chunks.c.token_count
     ).where(*filters)

@@ -6,12 +6,15 @@ import math
 import threading
 import uuid
 from collections import Counter
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from db.chunks import delete_chunks, delete_source
+from db.models import Space, SpaceMember
 from db.scoped import user_scope
 from retrieval import bm25
 from retrieval.bm25 import Bm25Params, Scope
@@ -373,6 +376,78 @@ def test_a_long_pruned_question_still_fills_its_list_from_its_rare_words(
     assert len(found) == 10 and found[0] == "n-7" == best[0]
     assert all(exact[m.chunk_id] == pytest.approx(m.score) for m in result.matches)
     assert len(set(found) & set(best)) >= 7
+
+
+def scoring_statements(engine: Engine) -> list[tuple[str, Any]]:
+    """The BM25 scoring statements run on `engine` from now on, with their parameters
+    (appended as they run)."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn: object, cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        if "ts_filter" in statement:
+            seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_the_search_finds_its_chunks_through_the_per_space_index_under_row_level_security(
+    engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
+) -> None:
+    dave = make_user("dave")
+    filler = [(f"Note {i}", f"Routine entry number {i} about nothing much.") for i in range(400)]
+    add_passages(engine, fake_embeddings, dave.id, [*filler, ("Kettle", "Descale the kettle.")])
+    with engine.begin() as connection:
+        connection.execute(sa.text("ANALYZE document_chunks"))
+    seen = scoring_statements(engine)
+    scope = readable(engine, dave.id)
+    with user_scope(engine, dave.id) as connection:
+        prepared = bm25.prepare(connection, scope=scope, query="kettle")
+        result = bm25.top(connection, prepared, scope=scope, limit=5)
+        assert [m.chunk_id for m in result.matches] == [f"{str(dave.id)[:8]}-400"]
+        statement, parameters = seen[-1]
+        plan = connection.exec_driver_sql("EXPLAIN " + statement, parameters).scalars()
+        # RLS admits only leakproof functions in index conditions; migrations 0001 and
+        # 0008 mark `@@` and `kb_scoped_lexemes` so, or every chunk would be read.
+        assert "Bitmap Index Scan on document_chunks_scoped_text_gin" in "\n".join(plan)
+
+
+def test_the_index_tags_each_word_with_its_space_as_the_search_does(
+    engine: Engine, make_user: MakeUser
+) -> None:
+    space = personal_space(engine, make_user("erin").id)
+    with engine.connect() as connection:
+        lexemes = connection.execute(
+            sa.text("SELECT tsvector_to_array(kb_scoped_lexemes(:s, to_tsvector('english', :t)))"),
+            {"s": space, "t": "Lava flows"},
+        ).scalar_one()
+    assert sorted(lexemes) == [bm25._tag(space) + "flow", bm25._tag(space) + "lava"]
+
+
+def test_spaces_whose_tags_collide_still_keep_their_chunks_apart(
+    engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
+) -> None:
+    erin, frank = make_user("erin"), make_user("frank")
+    erin_space = personal_space(engine, erin.id)
+    # A space of Frank's whose id starts like Erin's: the same words in the index.
+    twin = uuid.UUID(erin_space.hex[: bm25.SPACE_TAG_LENGTH] + uuid.uuid4().hex[12:])
+    with Session(engine) as session:
+        session.add(Space(id=twin, name="Twin", kind="shared", created_by=frank.id))
+        session.flush()
+        session.add(SpaceMember(space_id=twin, user_id=frank.id, role="owner", added_by=frank.id))
+        session.commit()
+    assert bm25._tag(twin) == bm25._tag(erin_space)
+    add_passages(
+        engine,
+        fake_embeddings,
+        frank.id,
+        [("Lava", "Lava, lava and more lava.")] * 3,
+        space_id=twin,
+        prefix="frank",
+    )
+    add_passages(engine, fake_embeddings, erin.id, [("Note", "The lava cooled.")], prefix="erin")
+    assert set(all_scores(engine, erin.id, "lava")) == {"erin-0"}
+    assert set(all_scores(engine, frank.id, "lava")) == {"frank-0", "frank-1", "frank-2"}
 
 
 def test_chunks_scored_by_id_include_those_without_any_query_word(

@@ -7,16 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from langchain_core.embeddings import Embeddings
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.errors import InvalidInput
-from db.scoped import user_scope
 from retrieval.embeddings import load_embeddings
 from retrieval.retriever import Retriever
-from tests.conftest import personal_space
 from tests.retrieval_fixtures import add_passages
 
 pytestmark = pytest.mark.model
@@ -199,27 +196,6 @@ async def test_keyword_ranking_weighs_a_rare_word_above_common_ones(
     # No chunk has every word, so any word may match; the rare one decides.
     titles = await search(retriever, "PrP in cells", carol.id, mode="keyword")
     assert titles[0] == "Prion note"
-
-
-def test_full_text_match_can_use_the_gin_index_under_row_level_security(
-    engine: Engine, make_user: Callable[..., Any], fake_embeddings: Embeddings
-) -> None:
-    # RLS admits only leakproof operators as index conditions; the migration marks
-    # `@@` so, otherwise keyword search would read every chunk of the user.
-    dave = make_user("dave")
-    filler = [(f"Note {i}", f"Routine entry number {i} about nothing much.") for i in range(400)]
-    add_passages(engine, fake_embeddings, dave.id, [*filler, ("Kettle", "Descale the kettle.")])
-    with engine.begin() as connection:
-        connection.execute(sa.text("ANALYZE document_chunks"))
-    with user_scope(engine, dave.id) as connection:
-        plan = connection.execute(
-            sa.text(
-                "EXPLAIN SELECT count(*) FROM document_chunks"
-                " WHERE space_id = :s AND text_tsv @@ to_tsquery('english', 'kettle')"
-            ),
-            {"s": personal_space(engine, dave.id)},
-        ).scalars()
-        assert "document_chunks_text_tsv_gin" in "\n".join(plan)
 
 
 async def test_keyword_search_lists_chunks_with_every_word_first_then_some_words(

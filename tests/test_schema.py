@@ -54,7 +54,11 @@ def test_document_chunks_has_vector_hnsw_and_fulltext_indexes(engine: Engine) ->
         )
     assert "hnsw" in indexes["document_chunks_embedding_hnsw"]
     assert "vector_cosine_ops" in indexes["document_chunks_embedding_hnsw"]
-    assert "gin" in indexes["document_chunks_text_tsv_gin"]
+    # Full text: one GIN index of each chunk's words tagged with its space (0008).
+    assert (
+        "gin (kb_scoped_lexemes(space_id, text_tsv))" in indexes["document_chunks_scoped_text_gin"]
+    )
+    assert "document_chunks_text_tsv_gin" not in indexes
 
 
 def test_tsvector_column_is_generated_from_text(engine: Engine, make_user: MakeUser) -> None:
