@@ -114,6 +114,32 @@ def vector_self_test(engine: Engine, *, dimension: int) -> str:
     return f"distance {float(distance):.1f}, nearest neighbour ok ({dimension} dims)"
 
 
+# Functions that must be LEAKPROOF for keyword search to use its index under row-level
+# security (migrations 0001 and 0008 mark them so when run by a superuser).
+_INDEX_FUNCTIONS = (
+    "pg_catalog.ts_match_vq(tsvector, tsquery)",
+    "kb_scoped_lexemes(uuid, tsvector)",
+)
+
+
+def keyword_index_detail(engine: Engine) -> str:
+    """Whether keyword search can use its full-text index under row-level security."""
+    with engine.connect() as conn:
+        leaky = [
+            name
+            for name in _INDEX_FUNCTIONS
+            if conn.execute(
+                sa.text("SELECT proleakproof FROM pg_proc WHERE oid = to_regprocedure(:f)"),
+                {"f": name},
+            ).scalar()
+            is False
+        ]
+    if not leaky:
+        return "index used under row-level security"
+    statements = "; ".join(f"ALTER FUNCTION {name} LEAKPROOF" for name in leaky)
+    return f"slower: reads every chunk of the spaces searched. Fix, as a superuser: {statements}"
+
+
 def run_setup(engine: Engine, *, embedding_dimension: int) -> SetupReport:
     """Connect, ensure pgvector, migrate to head, self-test. Idempotent."""
     report = SetupReport()
@@ -150,6 +176,7 @@ def run_setup(engine: Engine, *, embedding_dimension: int) -> SetupReport:
         if rls_enforced(engine)
         else "policies only (no kb_scoped role)",
     )
+    report.add("keyword index", True, keyword_index_detail(engine))
     return report
 
 
@@ -174,4 +201,6 @@ def diagnose(engine: Engine, *, model: str, model_dimension: int) -> SetupReport
         f"model {model_dimension}, column {column if column is not None else 'n/a'}",
     )
     report.add("row-level security", True, "enforced" if rls_enforced(engine) else "policies only")
+    if current is not None:
+        report.add("keyword index", True, keyword_index_detail(engine))
     return report

@@ -23,6 +23,10 @@ the combinations of words whose best possible score (sum of their idf) reaches i
 too large, the chunks with the rarest words together are the answer: a bounded
 approximation, flagged in `Bm25Result.exact`. Every returned score is exact.
 
+Matching uses the full-text index of migration 0008, whose words carry their space's
+tag (`kb_scoped_lexemes`): a search asks for each word once per readable space, so the
+index walks only those spaces' posting lists, never the whole table's.
+
 Source filters (`conditions`) restrict which chunks are returned; like a filter in
 Lucene, they do not change the statistics, which belong to the readable spaces.
 """

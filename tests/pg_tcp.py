@@ -46,9 +46,11 @@ class TcpServer:
     data: Path
     bin_dir: Path
 
-    def url(self, database: str = "postgres", *, password: str | None = None) -> str:
+    def url(
+        self, database: str = "postgres", *, password: str | None = None, user: str = "postgres"
+    ) -> str:
         pw = self.password if password is None else password
-        return f"postgresql://postgres:{pw}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://{user}:{pw}@127.0.0.1:{self.port}/{database}"
 
     def stop(self, mode: str = "fast") -> None:
         _run([str(self.bin_dir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"])

@@ -23,8 +23,8 @@ def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TcpServer]:
     server.stop()
 
 
-def kb(*args: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run_kb(*args, cwd=cwd, database_url=database_url)
+def kb(*args: str, database_url: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return run_kb(*args, cwd=cwd, database_url=database_url, **env)
 
 
 def assert_one_line_failure(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -44,6 +44,35 @@ def test_setup_over_tcp_with_password_is_idempotent(tcp_server: TcpServer, tmp_p
     assert "(unchanged)" in second.stdout
     printed = kb("db", "url", database_url=url, cwd=tmp_path)
     assert "s3cret-pw" not in printed.stdout and "127.0.0.1" in printed.stdout
+
+
+def test_setup_by_an_owner_without_superuser_says_keyword_search_cannot_use_its_index(
+    tcp_server: TcpServer, tmp_path: Path
+) -> None:
+    # A managed PostgreSQL: the app's user owns its database, an admin created pgvector.
+    with psycopg.connect(tcp_server.url(), autocommit=True) as conn:
+        conn.execute("CREATE ROLE kbowner LOGIN PASSWORD 'owner-pw'")
+        conn.execute("CREATE DATABASE kbowned OWNER kbowner")
+    with psycopg.connect(tcp_server.url("kbowned"), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+    url = tcp_server.url("kbowned", user="kbowner", password="owner-pw")
+    result = kb("setup", database_url=url, cwd=tmp_path, COLUMNS="400")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (line,) = [row for row in result.stdout.splitlines() if "keyword index" in row]
+    # What it costs and the statements a superuser can run to fix it.
+    assert "slower: reads every chunk" in line
+    assert "ALTER FUNCTION kb_scoped_lexemes(uuid, tsvector) LEAKPROOF" in line
+    doctor = kb("doctor", database_url=url, cwd=tmp_path, COLUMNS="400")
+    assert "ALTER FUNCTION kb_scoped_lexemes(uuid, tsvector) LEAKPROOF" in doctor.stdout
+
+
+def test_setup_over_tcp_reports_the_keyword_index_in_use(
+    tcp_server: TcpServer, tmp_path: Path
+) -> None:
+    result = kb("setup", database_url=tcp_server.url("kbext"), cwd=tmp_path, COLUMNS="400")
+    assert result.returncode == 0, result.stderr
+    (line,) = [row for row in result.stdout.splitlines() if "keyword index" in row]
+    assert "index used under row-level security" in line
 
 
 def test_setup_with_wrong_password_says_so(tcp_server: TcpServer, tmp_path: Path) -> None:
