@@ -542,6 +542,8 @@ def test_upgrading_a_database_with_chunks_fills_lengths_and_statistics(
             chunks = connection.execute(sa.text("SELECT count(*) FROM document_chunks")).scalar()
         assert chunks == len(CORPUS)
         assert stats_of(engine, user_id) == recount(engine, user_id) != {}
+        # The chunks written before 0008 are in its per-space full-text index.
+        assert set(all_scores(engine, user_id, "lava")) == {"old-0", "old-3"}
     finally:
         engine.dispose()
         drop_database(pg_admin_url, url)
