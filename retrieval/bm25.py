@@ -363,21 +363,41 @@ def _tag(space_id: uuid.UUID) -> str:
     return space_id.hex[:SPACE_TAG_LENGTH]
 
 
-def _tsquery_text(prepared: Bm25Query, scope: Scope, combinations: Sequence[Sequence[int]]) -> str:
-    """The word combinations (OR of ANDs) as a tsquery of the scope's tagged words, as
+def _tsquery_text(prepared: Bm25Query, tag: str, combinations: Sequence[Sequence[int]]) -> str:
+    """The word combinations (OR of ANDs) as a tsquery of one space's tagged words, as
     the index holds them: `kb_scoped_lexemes(space_id, text_tsv) @@ this` matches the
-    chunks of the scope's spaces that hold one of the combinations."""
+    space's chunks that hold one of the combinations ("" when no word can be indexed)."""
     longest = LONGEST_WORD - SPACE_TAG_LENGTH
-    indexable = [
-        combination
-        for combination in combinations
-        if all(len(prepared.terms[i].encode()) <= longest for i in combination)
-    ]
     return " | ".join(
         "(" + " & ".join(_lexeme(tag + prepared.terms[i]) for i in combination) + ")"
-        for tag in dict.fromkeys(_tag(space) for space in scope.space_ids)
-        for combination in indexable
+        for combination in combinations
+        if all(len(prepared.terms[i].encode()) <= longest for i in combination)
     )
+
+
+def _matching(
+    prepared: Bm25Query, scope: Scope, combinations: Sequence[Sequence[int]]
+) -> ColumnElement[bool] | None:
+    """The scope's chunks holding one of the word combinations, one condition per space
+    (None when nothing can match).
+
+    Each space gets its own tsquery, ORed, so the planner runs one small index scan per
+    space and ORs the bitmaps. One tsquery listing every space's tagged words would be
+    checked whole against each indexed row: with 128 combinations over 4 spaces, 330 ms
+    instead of ~80 (measured on 16,000 chunks).
+    """
+    scoped = sa.func.kb_scoped_lexemes(_chunks.c.space_id, _chunks.c.text_tsv)
+    arms = []
+    for space in scope.space_ids:
+        text = _tsquery_text(prepared, _tag(space), combinations)
+        if text:
+            arms.append(
+                sa.and_(
+                    _chunks.c.space_id == space,
+                    scoped.op("@@")(sa.cast(sa.literal(text), TSQUERY)),
+                )
+            )
+    return sa.or_(*arms) if arms else None
 
 
 def _score(
@@ -395,11 +415,10 @@ def _score(
     params = prepared.params
     filters: list[Any] = [scope.where(_chunks), *conditions]
     if tsquery is not None:
-        text = _tsquery_text(prepared, scope, tsquery)
-        if not text:
+        matching = _matching(prepared, scope, tsquery)
+        if matching is None:
             return []
-        scoped = sa.func.kb_scoped_lexemes(_chunks.c.space_id, _chunks.c.text_tsv)
-        filters.append(scoped.op("@@")(sa.cast(sa.literal(text), TSQUERY)))
+        filters.append(matching)
     matched_select = sa.select(
         _chunks.c.id, _chunks.c.chunk_id, _chunks.c.text_tsv, _chunks.c.token_count
     ).where(*filters)

@@ -139,7 +139,7 @@ def test_words_frequent_in_a_space_the_user_cannot_read_leave_their_idf_alone(
         session.commit()
         team_id = team.id
     lava = [(f"Lava {i}", "lava lava lava") for i in range(40)]
-    add_passages(engine, fake_embeddings, bob.id, lava, space_id=team_id)
+    lava_ids = add_passages(engine, fake_embeddings, bob.id, lava, space_id=team_id, prefix="b")
     assert all_scores(engine, alice.id, question) == pytest.approx(before, abs=1e-9)
     with user_scope(engine, alice.id) as connection:
         prepared = bm25.prepare(connection, scope=readable(engine, alice.id), query=question)
@@ -162,6 +162,16 @@ def test_words_frequent_in_a_space_the_user_cannot_read_leave_their_idf_alone(
         joined = bm25.prepare(connection, scope=readable(engine, alice.id), query=question)
     assert joined.chunks == len(CORPUS) + 40
     assert dict(zip(joined.terms, joined.df, strict=True)) == {"lava": 42, "moon": 2}
+    # Her search ranks both spaces' chunks together (one index condition per space),
+    # each score that of a textbook BM25 over everything she reads.
+    passages = CORPUS + lava
+    documents = [lexemes(engine, f"{title} {text}") for title, text in passages]
+    reference = textbook_bm25(documents, lexemes(engine, question))
+    found = all_scores(engine, alice.id, question)
+    assert len(found) == 44
+    ids = [f"a-{i}" for i in range(len(CORPUS))] + lava_ids
+    for chunk_id, expected in zip(ids, reference, strict=True):
+        assert found.get(chunk_id, 0.0) == pytest.approx(expected, abs=1e-6)
 
 
 def test_statistics_are_invisible_to_other_users_under_row_level_security(
