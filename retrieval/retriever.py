@@ -29,6 +29,7 @@ from db.errors import InvalidInput
 from db.replicas import ReadRouter, Route
 from db.scoped import ReadScope, read_scope
 from retrieval.dense import DenseSearch
+from retrieval.feedback import feedback_cosines
 from retrieval.fusion import Candidate, fuse
 from retrieval.keyword import KeywordResult, bm25_scores, keyword_search
 from retrieval.passages import Passage, SearchFilters, SearchMode, check_mode
@@ -41,17 +42,19 @@ __all__ = ["Retriever"]
 # win.
 CANDIDATE_FACTOR = 4
 MIN_CANDIDATES = 40
-# The fusion of the (dense, keyword) lists (see `retrieval.fusion`): 0.65 * cosine +
-# 0.35 * BM25 / (the question's largest possible BM25), each candidate scored on both
-# sides. Chosen on SciFact's training split only (`bench/fusion.py --split train`, 809
-# questions): the convex combination beat weighted RRF (best 0.723) and the min-max
-# and z-score normalisations (0.738); its best weight, alpha 0.45, scored 0.741, and
-# the one-standard-error rule (0.013) took the largest alpha within it, 0.65 (0.731):
-# the dense side is the one that carries over to sets where keywords are weak. Without
-# a per-question normalisation, more candidates only add passages with their exact
-# fused scores (depth 40 and 100 scored the same on the training split).
+# The fusion of the (dense, keyword) lists (see `retrieval.fusion`): 0.6 * cosine +
+# 0.4 * BM25 / (the question's largest possible BM25), each candidate scored on both
+# sides, the cosine taken to the question's vector moved a quarter of the way towards
+# its 5 nearest passages (`retrieval.feedback`). Chosen on SciFact's training split only
+# (`bench/fusion.py --split train`, 809 questions): convex combinations beat weighted
+# RRF (best 0.723) and the min-max and z-score normalisations (0.738); the best of the
+# grid was this fusion with alpha 0.45 (0.742, 0.741 without feedback), and the
+# one-standard-error rule (0.013) took the largest alpha within it, 0.6 (0.732): the
+# dense side is the one that carries over to sets where keywords are weak.
 HYBRID_FUSION = "convex-max"
-HYBRID_PARAMS: dict[str, float] = {"alpha": 0.65}
+HYBRID_PARAMS: dict[str, float] = {"alpha": 0.6}
+FEEDBACK_PASSAGES = 5
+FEEDBACK_WEIGHT = 0.25
 # Readable sets of at most this many chunks are searched exactly (see retrieval.dense).
 EXACT_SCAN_MAX_CHUNKS = 20_000
 T = TypeVar("T")
@@ -183,7 +186,7 @@ class Retriever:
             ),
             self._keyword(engine, query, user_id, scope, depth, where, query_vector),
         )
-        return await self._fuse(engine, query, user_id, scope, nearest, matching, k)
+        return await self._fuse(engine, query, query_vector, user_id, scope, nearest, matching, k)
 
     async def scope(
         self,
@@ -209,16 +212,18 @@ class Retriever:
         self,
         engine: AsyncEngine,
         query: str,
+        query_vector: Sequence[float],
         user_id: uuid.UUID,
         scope: SearchScope,
         nearest: list[Passage],
         matching: KeywordResult,
         k: int,
     ) -> list[Passage]:
-        """One ranking of both lists by `HYBRID_FUSION`. A score fusion judges every
-        candidate on both sides: keyword hits carry their cosine (the keyword query got
-        the question's vector) and the passages only the dense side found get their BM25
-        here (one more statement, on a few dozen rows)."""
+        """One ranking of both lists by `HYBRID_FUSION`, which judges every candidate
+        on both sides: the passages only the dense side found get their BM25 here, and
+        every candidate its cosine to the question moved towards its nearest passages
+        (`retrieval.feedback`; two more statements, on a few dozen rows). The passages
+        returned keep their cosine to the question itself as `similarity`."""
         passages: dict[str, Passage] = {}
         for passage in [*nearest, *matching.passages]:
             known = passages.get(passage.chunk_id)
@@ -226,22 +231,30 @@ class Retriever:
                 passages[passage.chunk_id] = passage
         keyword_scores = {p.chunk_id: p.score for p in matching.passages}
         missing = [c for c in passages if c not in keyword_scores]
-        if HYBRID_FUSION != "rrf" and missing:
-            with read_scope(ReadScope(user_id=user_id)):
-                async with engine.connect() as connection:
-                    keyword_scores.update(
-                        await connection.run_sync(
-                            lambda sync: bm25_scores(
-                                sync, scope=scope, query=query, chunk_ids=missing
-                            )
-                        )
-                    )
+
+        def score(sync: sa.Connection) -> dict[str, float]:
+            if missing:
+                keyword_scores.update(
+                    bm25_scores(sync, scope=scope, query=query, chunk_ids=missing)
+                )
+            return feedback_cosines(
+                sync,
+                space_ids=scope.space_ids,
+                query_vector=query_vector,
+                feedback_ids=[p.chunk_id for p in nearest[:FEEDBACK_PASSAGES]],
+                chunk_ids=list(passages),
+                weight=FEEDBACK_WEIGHT,
+            )
+
+        with read_scope(ReadScope(user_id=user_id)):
+            async with engine.connect() as connection:
+                cosines = await connection.run_sync(score)
         dense_rank = {p.chunk_id: i for i, p in enumerate(nearest, start=1)}
         keyword_rank = {p.chunk_id: i for i, p in enumerate(matching.passages, start=1)}
         candidates = [
             Candidate(
                 key=chunk_id,
-                cosine=passage.similarity or 0.0,
+                cosine=cosines.get(chunk_id, passage.similarity or 0.0),
                 bm25=keyword_scores.get(chunk_id, 0.0),
                 dense_rank=dense_rank.get(chunk_id),
                 keyword_rank=keyword_rank.get(chunk_id),
