@@ -4,7 +4,7 @@
     python bench/fusion.py ../shared/eval/scifact --split train --cache /tmp/sf-train.json
     python bench/fusion.py ../shared/eval/scifact --split train --cache /tmp/sf-train.json \
         --family agree                                           # one family, no new queries
-    python bench/fusion.py ../shared/eval/msmarco --only convex-max:alpha=0.65,d=40  # report
+    python bench/fusion.py ../shared/eval/msmarco --only feedback:alpha=0.6,beta=0.25,fk=5,d=40
 
 Uses the database `kb eval beir` indexed the folder into (same settings: KB_DATA_DIR or
 DATABASE_URL). For every judged query it computes, once, to the deepest candidate
@@ -12,8 +12,10 @@ depth: the dense list (exact cosine over the space's stored vectors, which is wh
 the app's dense search does for a space this small; see `retrieval.dense`) and the
 BM25 list (`retrieval.bm25`, in the eval user's scope, as keyword search runs it),
 then each passage of the union on both sides (the cosine of keyword hits, the BM25
-of dense-only passages). Every fusion of the grid is computed from those lists, so the
-grid costs no more queries. Prints nDCG@10 per fusion, best first, and the sides alone.
+of dense-only passages), and its cosine to the question's vector moved towards its
+nearest passages for each feedback setting (`retrieval.feedback`). Every fusion of
+the grid is computed from those lists, so the grid costs no more queries. Prints
+nDCG@10 per fusion, best first, and the sides alone.
 
 Tune on a training split only (SciFact's `qrels/train.tsv`); the test split and the
 other sets are for reporting the choice (`--only`), never for making it.
@@ -46,9 +48,17 @@ from db.scoped import user_scope  # noqa: E402
 from ingest.eval_corpus import index_eval_corpus  # noqa: E402
 from retrieval import bm25  # noqa: E402
 from retrieval.evaluation import QueryVectors, load_beir, ndcg_at_k  # noqa: E402
+from retrieval.feedback import feedback_vector  # noqa: E402
 from retrieval.fusion import Candidate, fuse  # noqa: E402
 
 DEPTHS = (20, 40, 100)
+# Feedback settings collected per query: (weight, passages) of `retrieval.feedback`.
+FEEDBACK = [(weight, passages) for weight in (0.1, 0.25, 0.5, 1.0) for passages in (3, 5, 10)]
+CACHE_VERSION = 2
+
+
+def feedback_key(weight: float, passages: int) -> str:
+    return f"{weight:g}/{passages}"
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,8 @@ class QueryLists:
     cosine: dict[str, float]
     bm25: dict[str, float]
     bm25_max: float
+    # feedback_key(weight, passages) -> each passage's cosine to the moved question.
+    feedback: dict[str, dict[str, float]]
 
 
 def collect(
@@ -100,6 +112,12 @@ def collect(
                 found = bm25.top(connection, prepared, scope=scope, limit=depth).matches
                 keyword = [m.chunk_id for m in found]
                 scores = {m.chunk_id: m.score for m in found}
+                union = list(dict.fromkeys([*dense, *keyword]))
+                moved = {
+                    feedback_key(weight, n): matrix[[index[c] for c in union]]
+                    @ feedback_vector(query, matrix[top[:n]], weight=weight).astype(np.float32)
+                    for weight, n in FEEDBACK
+                }
                 missing = [c for c in dense if c not in scores]
                 scores.update(
                     bm25.score_chunks(connection, prepared, scope=scope, chunk_ids=missing)
@@ -110,6 +128,10 @@ def collect(
                     cosine={doc_of[c]: float(cosines[index[c]]) for c in {*dense, *keyword}},
                     bm25={doc_of[c]: s for c, s in scores.items()},
                     bm25_max=prepared.max_score,
+                    feedback={
+                        key: {doc_of[c]: float(v) for c, v in zip(union, values, strict=True)}
+                        for key, values in moved.items()
+                    },
                 )
         print(
             f"{dataset.name} ({split}): {len(lists)} queries collected in "
@@ -126,12 +148,17 @@ def cached(
     fusions of the same lists costs no queries."""
     if cache is not None and cache.exists():
         saved = json.loads(cache.read_text())
-        if saved["depth"] >= depth and saved.get("source") == [str(folder.resolve()), split]:
+        if (
+            saved.get("version") == CACHE_VERSION
+            and saved["depth"] >= depth
+            and saved.get("source") == [str(folder.resolve()), split]
+        ):
             lists = {qid: QueryLists(**q) for qid, q in saved["lists"].items()}
             return lists, saved["qrels"]
     lists, qrels = collect(folder, split, depth)
     if cache is not None:
         payload = {
+            "version": CACHE_VERSION,
             "source": [str(folder.resolve()), split],
             "depth": depth,
             "lists": {qid: dataclasses.asdict(q) for qid, q in lists.items()},
@@ -182,13 +209,15 @@ def fused(name: str, params: dict[str, float], depth: int) -> Callable[[QueryLis
     dense_pool = bool(params.pop("pool", 0))
     keyword_depth = 0 if dense_pool else int(params.pop("kd", depth))
     adaptive: dict[str, float] = {k: params.pop(k) for k in ("lo", "slope") if k in params}
+    # feedback: the cosines to the question moved towards its `fk` nearest passages.
+    moved = feedback_key(params.pop("beta"), int(params.pop("fk"))) if name == "feedback" else None
 
     def rank(q: QueryLists) -> list[str]:
         dense, keyword = q.dense[:depth], q.keyword[:keyword_depth]
         candidates = [
             Candidate(
                 key=doc,
-                cosine=q.cosine[doc],
+                cosine=q.feedback[moved][doc] if moved else q.cosine[doc],
                 bm25=q.bm25.get(doc, 0.0),
                 dense_rank=dense.index(doc) + 1 if doc in dense else None,
                 keyword_rank=keyword.index(doc) + 1 if doc in keyword else None,
@@ -198,7 +227,8 @@ def fused(name: str, params: dict[str, float], depth: int) -> Callable[[QueryLis
         chosen = dict(params)
         if name in ADAPTIVE:
             chosen["alpha"] = query_alpha(name, q, {**params, **adaptive})
-        ranked = fuse(ADAPTIVE.get(name, name), candidates, bm25_max=q.bm25_max, **chosen)
+        family = "convex-max" if name == "feedback" else ADAPTIVE.get(name, name)
+        ranked = fuse(family, candidates, bm25_max=q.bm25_max, **chosen)
         return [c.key for c, _ in ranked[:10]]
 
     return rank
@@ -220,6 +250,8 @@ def grid() -> list[tuple[str, dict[str, float]]]:
             configs.append(("agree", {"alpha": alpha, "lo": lo}))
         for slope in (0.5, 1.0, 2.0, 4.0):
             configs.append(("confidence", {"alpha": alpha, "slope": slope}))
+        for weight, passages in FEEDBACK:
+            configs.append(("feedback", {"alpha": alpha, "beta": weight, "fk": passages}))
     return configs
 
 
