@@ -7,7 +7,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import typer
 from rich.table import Table
@@ -193,6 +193,9 @@ def qa(
         with user_scope(services.engine, user_id) as connection:
             spaces = [s.id for s in readable_spaces(connection, user_id=user_id)]
             indexed = {s.source_id for s in list_sources(connection, space_ids=spaces)}
+        # A file is indexed under the path it was ingested by ("docs/report.pdf"); the
+        # questions name the file.
+        indexed |= {PurePosixPath(source).name for source in indexed}
         missing = sorted({i.doc for i in items if i.doc and i.doc not in indexed})
         if missing:
             console.print(
