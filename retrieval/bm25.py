@@ -383,6 +383,12 @@ def _matching(
     space and ORs the bitmaps. One tsquery listing every space's tagged words would be
     checked whole against each indexed row: with 128 combinations over 4 spaces, 330 ms
     instead of ~80 (measured on 16,000 chunks).
+
+    Each condition carries its space (`space_id = s`), so together they are the scope's
+    filter, and the search adds no `space_id IN (...)` of its own: with both, the
+    planner multiplied their selectivities, expected about one row per space and read
+    every readable chunk through the space index, computing `kb_scoped_lexemes` on each
+    (1,300 spaces, three readable: 60 ms instead of 0.7).
     """
     # Words too long to carry a tag are not in the index (migration 0008).
     longest = LONGEST_WORD - SPACE_TAG_LENGTH
@@ -420,8 +426,11 @@ def _score(
     """Score the scope's chunks that match `tsquery` (word-index combinations, OR of
     ANDs) and the `conditions`; the `limit` best. `cap` bounds the rows read."""
     params = prepared.params
-    filters: list[Any] = [scope.where(_chunks), *conditions]
-    if tsquery is not None:
+    filters: list[Any] = [*conditions]
+    if tsquery is None:
+        filters.append(scope.where(_chunks))
+    else:
+        # The per-space conditions name every space of the scope: they are its filter.
         matching = _matching(prepared, scope, tsquery)
         if matching is None:
             return []

@@ -569,3 +569,38 @@ def _storage(connection: sa.Connection) -> dict[str, str]:
         )
     )
     return {name: str(storage) for name, storage in rows}
+
+
+def test_each_readable_space_is_named_once_in_the_search_of_several(
+    engine: Engine, make_user: MakeUser, fake_embeddings: HashEmbeddings
+) -> None:
+    """The per-space index conditions are the scope's filter. A `space_id IN (...)` next
+    to them made the planner multiply both selectivities, expect about one row per
+    space among many and tag every readable chunk one by one instead of using the
+    index (spaces bench: 1,300 spaces, three readable, 60 ms instead of 0.7)."""
+    from sqlalchemy.orm import Session
+
+    from db.models import User
+    from db.spaces import create_space
+
+    erin = make_user("erin")
+    with Session(engine) as session:
+        owner = session.get_one(User, erin.id)
+        spaces = [
+            create_space(session=session, name=f"Team {i}", owner=owner, created_by=None)
+            for i in range(3)
+        ]
+        session.commit()
+        space_ids = [s.id for s in spaces]
+    for i, space_id in enumerate(space_ids):
+        entries = [(f"Log {i}", f"The kettle of team {i} was descaled.")]
+        add_passages(engine, fake_embeddings, erin.id, entries, space_id=space_id, prefix=f"t{i}")
+    seen = scoring_statements(engine)
+    scope = Scope.of(space_ids)
+    with user_scope(engine, erin.id) as connection:
+        prepared = bm25.prepare(connection, scope=scope, query="kettle")
+        result = bm25.top(connection, prepared, scope=scope, limit=5)
+    assert sorted(m.chunk_id for m in result.matches) == ["t0-0", "t1-0", "t2-0"]
+    _, parameters = seen[-1]
+    named = [value for value in parameters.values() if value in space_ids]
+    assert sorted(map(str, named)) == sorted(map(str, space_ids))
